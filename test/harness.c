@@ -1,0 +1,1350 @@
+/*
+ * harness: throwaway PostgreSQL + pglease for the end-to-end tests.
+ *
+ * All state lives in one static struct: a test program is one process with
+ * one temporary world.  Teardown is idempotent and runs from atexit(), from
+ * the signal handlers and from h_bail(), so a failing or hung test leaves no
+ * server and no directory behind.
+ */
+#include "harness.h"
+#include "tap.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define H_PATH 512
+
+/* One harness-owned string (h_fmt); the list is freed at exit. */
+struct h_str {
+	struct h_str *next;
+	char s[];
+};
+
+static struct {
+	bool inited;
+	bool cleaned;
+	bool failed;      /* a test point failed or the program bailed out */
+	bool logs_dumped; /* the exit dump already ran */
+	char dir[128];
+	char pgdata[H_PATH];
+	char pglog[H_PATH];
+	int pgport;
+	bool pg_started;
+	bool as_postgres; /* run PostgreSQL programs via runuser -u postgres */
+	PGconn *admin;    /* superuser connection over the unix socket */
+	pid_t lease_pid;  /* -1 when not running */
+	int lease_status; /* exit status of the last pglease that ended */
+	int lease_port;
+	char lease_ini[H_PATH];
+	char lease_log[H_PATH];
+	char lease_err[H_PATH];
+	char userlist[H_PATH];
+	long lease_log_seen; /* bytes of the log already shown or passed */
+	int used_ports[64];
+	int n_used_ports;
+	struct h_str *strings;
+} H = {.lease_pid = -1, .lease_status = -1};
+
+static void h_dump_logs(void);
+
+/* ---- strings, time, files ---------------------------------------------- */
+
+static const char *h_vfmt(const char *fmt, va_list ap)
+{
+	va_list ap2;
+	char probe[256];
+	int n;
+	struct h_str *s;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(probe, sizeof(probe), fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		n = 0;
+	s = malloc(sizeof(*s) + (size_t)n + 1);
+	if (s == NULL) {
+		printf("Bail out! out of memory\n");
+		exit(255);
+	}
+	vsnprintf(s->s, (size_t)n + 1, fmt, ap);
+	s->next = H.strings;
+	H.strings = s;
+	return s->s;
+}
+
+const char *h_fmt(const char *fmt, ...)
+{
+	va_list ap;
+	const char *s;
+
+	va_start(ap, fmt);
+	s = h_vfmt(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+void h_sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+int64_t h_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long h_file_size(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1)
+		return 0;
+	return (long)st.st_size;
+}
+
+static void h_write_file(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "we");
+
+	if (f == NULL)
+		h_bail("cannot write %s: %s", path, strerror(errno));
+	fputs(content, f);
+	if (fclose(f) != 0)
+		h_bail("cannot write %s: %s", path, strerror(errno));
+}
+
+/* Print the last MAX_LINES lines of PATH starting at byte FROM (at most 256 KiB). */
+static void h_diag_file_from(const char *title, const char *path, long from, int max_lines)
+{
+	FILE *f = fopen(path, "re");
+	long size, start;
+	char *buf, *p, *line;
+	size_t n;
+	int lines = 0;
+
+	if (f == NULL) {
+		tap_diag("%s: (no file %s)", title, path);
+		return;
+	}
+	size = h_file_size(path);
+	start = from;
+	if (size - start > 256 * 1024)
+		start = size - 256 * 1024;
+	if (start < 0 || start > size)
+		start = 0;
+	buf = malloc((size_t)(size - start) + 1);
+	if (buf == NULL || fseek(f, start, SEEK_SET) == -1) {
+		free(buf);
+		fclose(f);
+		return;
+	}
+	n = fread(buf, 1, (size_t)(size - start), f);
+	fclose(f);
+	buf[n] = '\0';
+	for (p = buf; *p; p++)
+		if (*p == '\n')
+			lines++;
+	if (n > 0 && buf[n - 1] != '\n')
+		lines++;
+	tap_diag("---- %s (%s)%s ----", title, path,
+	         lines > max_lines ? h_fmt(", last %d lines", max_lines) : "");
+	p = buf;
+	while (lines > max_lines && (p = strchr(p, '\n')) != NULL) {
+		p++;
+		lines--;
+	}
+	for (line = strtok(p ? p : buf, "\n"); line != NULL; line = strtok(NULL, "\n"))
+		tap_diag("  %s", line);
+	tap_diag("---- end of %s ----", title);
+	free(buf);
+}
+
+void h_diag_file(const char *title, const char *path, int max_lines)
+{
+	h_diag_file_from(title, path, 0, max_lines);
+}
+
+/* ---- assertions -------------------------------------------------------- */
+
+/* Bookkeeping after each test point: show pglease's new log lines on failure. */
+static void h_after_point(bool ok)
+{
+	long size = H.lease_log[0] ? h_file_size(H.lease_log) : 0;
+
+	if (!ok) {
+		H.failed = true;
+		if (H.lease_log[0] && size > H.lease_log_seen)
+			h_diag_file_from("pglease log since the previous test point", H.lease_log,
+			                 H.lease_log_seen, 40);
+	}
+	H.lease_log_seen = size;
+}
+
+bool h_ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+	const char *name;
+
+	va_start(ap, fmt);
+	name = h_vfmt(fmt, ap);
+	va_end(ap);
+	tap_ok(cond, "%s", name);
+	h_after_point(cond);
+	return cond;
+}
+
+bool h_is_str(const char *got, const char *want, const char *name)
+{
+	bool ok = tap_is_str(got, want, name);
+
+	h_after_point(ok);
+	return ok;
+}
+
+bool h_is_int(long long got, long long want, const char *name)
+{
+	bool ok = tap_is_int(got, want, name);
+
+	h_after_point(ok);
+	return ok;
+}
+
+void h_bail(const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	H.failed = true;
+	tap_diag("%s", msg);
+	/* Logs first: the TAP driver stops interpreting after "Bail out!". */
+	h_dump_logs();
+	tap_bail("%s", msg);
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+/* Fork and exec ARGV with output to OUTFILE; returns the pid or -1. */
+static pid_t h_spawn(const char *const argv[], const char *const env[], const char *outfile)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == -1)
+		return -1;
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		int out =
+		    open(outfile ? outfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (in == -1 || out == -1)
+			_exit(127);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(out, 2);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		execvp(argv[0], (char *const *)argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Wait for PID at most TIMEOUT_MS (<0: forever); SIGKILL after.  Exit status as h_run(). */
+static int h_wait_pid(pid_t pid, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, timeout_ms < 0 ? 0 : WNOHANG);
+
+		if (r == pid)
+			break;
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (timeout_ms >= 0 && h_now_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			timeout_ms = -1;
+			continue;
+		}
+		if (r == 0)
+			h_sleep_ms(10);
+	}
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+int h_run(const char *const argv[], const char *const env[], const char *outfile, int timeout_ms)
+{
+	pid_t pid = h_spawn(argv, env, outfile);
+
+	if (pid == -1)
+		return -1;
+	return h_wait_pid(pid, timeout_ms);
+}
+
+/* h_run() for PostgreSQL programs: as the postgres OS user when we are root. */
+static int h_run_pg(const char *const argv[], const char *outfile, int timeout_ms)
+{
+	const char *full[32];
+	size_t i = 0, j;
+
+	if (H.as_postgres) {
+		full[i++] = "runuser";
+		full[i++] = "-u";
+		full[i++] = "postgres";
+		full[i++] = "--";
+	}
+	for (j = 0; argv[j] && i < 31; j++)
+		full[i++] = argv[j];
+	full[i] = NULL;
+	return h_run(full, NULL, outfile, timeout_ms);
+}
+
+/* ---- teardown ---------------------------------------------------------- */
+
+static void h_dump_logs(void)
+{
+	if (H.logs_dumped)
+		return;
+	H.logs_dumped = true;
+	if (H.lease_log[0]) {
+		if (h_file_size(H.lease_log) > 0)
+			h_diag_file("pglease log", H.lease_log, 200);
+		if (h_file_size(H.lease_err) > 0)
+			h_diag_file("pglease stderr", H.lease_err, 80);
+	}
+	if (H.pg_started)
+		h_diag_file("PostgreSQL log", H.pglog, 80);
+}
+
+/* Teardown; FROM_SIGNAL skips what could block on libpq state. */
+static void h_teardown(bool from_signal)
+{
+	if (!H.inited || H.cleaned)
+		return;
+	H.cleaned = true;
+	alarm(0);
+	if (H.failed)
+		h_dump_logs();
+	if (H.lease_pid > 0) {
+		kill(H.lease_pid, SIGTERM);
+		if (h_wait_pid(H.lease_pid, 5000) == -1)
+			kill(H.lease_pid, SIGKILL);
+		H.lease_pid = -1;
+	}
+	if (!from_signal && H.admin) {
+		PQfinish(H.admin);
+		H.admin = NULL;
+	}
+	if (H.pg_started) {
+		const char *argv[] = {h_fmt("%s/pg_ctl", h_pg_bindir()),
+		                      "-D",
+		                      H.pgdata,
+		                      "-m",
+		                      "immediate",
+		                      "-w",
+		                      "stop",
+		                      NULL};
+
+		h_run_pg(argv, NULL, 30000);
+		H.pg_started = false;
+	}
+	if (H.dir[0] && getenv("PGL_KEEP_TMP") == NULL) {
+		const char *argv[] = {"rm", "-rf", H.dir, NULL};
+
+		h_run(argv, NULL, NULL, 30000);
+	} else if (H.dir[0]) {
+		tap_diag("kept %s (PGL_KEEP_TMP)", H.dir);
+	}
+	if (!from_signal) {
+		while (H.strings) {
+			struct h_str *next = H.strings->next;
+
+			free(H.strings);
+			H.strings = next;
+		}
+	}
+}
+
+void h_cleanup(void)
+{
+	h_teardown(false);
+}
+
+static void h_atexit(void)
+{
+	h_teardown(false);
+}
+
+static unsigned h_timeout_secs;
+
+static void h_on_signal(int sig)
+{
+	signal(sig, SIG_DFL);
+	H.failed = true;
+	if (sig == SIGALRM)
+		tap_diag("test timed out after %u s", h_timeout_secs);
+	else
+		tap_diag("killed by signal %d", sig);
+	h_dump_logs();
+	printf("Bail out! %s\n", sig == SIGALRM ? "timeout" : "signal");
+	fflush(stdout);
+	h_teardown(true);
+	_exit(255);
+}
+
+void h_init(unsigned timeout_secs)
+{
+	struct sigaction sa;
+	const char *tmp = "/tmp";
+
+	if (H.inited)
+		return;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	snprintf(H.dir, sizeof(H.dir), "%s/pglease-test-XXXXXX", tmp);
+	if (mkdtemp(H.dir) == NULL) {
+		H.dir[0] = '\0';
+		tap_bail("mkdtemp: %s", strerror(errno));
+	}
+	H.inited = true;
+	atexit(h_atexit);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = h_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	h_timeout_secs = timeout_secs ? timeout_secs : 300;
+	alarm(h_timeout_secs);
+
+	/* Keep the environment from steering libpq elsewhere. */
+	unsetenv("PGOPTIONS");
+	unsetenv("PGSERVICE");
+	unsetenv("PGSSLMODE");
+	unsetenv("PGPASSWORD");
+	unsetenv("PGPASSFILE");
+	unsetenv("PGREQUIRESSL");
+
+	snprintf(H.pgdata, sizeof(H.pgdata), "%s/pgdata", H.dir);
+	snprintf(H.pglog, sizeof(H.pglog), "%s/postgres.log", H.dir);
+	snprintf(H.lease_ini, sizeof(H.lease_ini), "%s/pglease.ini", H.dir);
+	snprintf(H.lease_log, sizeof(H.lease_log), "%s/pglease.log", H.dir);
+	snprintf(H.lease_err, sizeof(H.lease_err), "%s/pglease.stderr", H.dir);
+	snprintf(H.userlist, sizeof(H.userlist), "%s/userlist.txt", H.dir);
+
+	if (geteuid() == 0) {
+		struct passwd *pw = getpwnam("postgres");
+
+		if (pw == NULL)
+			h_bail("running as root but there is no 'postgres' OS user");
+		if (chown(H.dir, pw->pw_uid, pw->pw_gid) == -1)
+			h_bail("chown %s: %s", H.dir, strerror(errno));
+		H.as_postgres = true;
+	}
+}
+
+const char *h_tmpdir(void)
+{
+	return H.dir;
+}
+
+/* ---- ports ------------------------------------------------------------- */
+
+static int h_bind_port0(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int port = -1;
+
+	if (fd == -1)
+		return -1;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+int h_free_port(void)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		int port = h_bind_port0();
+		bool used = false;
+
+		if (port <= 0)
+			continue;
+		for (int i = 0; i < H.n_used_ports; i++)
+			used = used || H.used_ports[i] == port;
+		if (used)
+			continue;
+		if (H.n_used_ports < (int)(sizeof(H.used_ports) / sizeof(H.used_ports[0])))
+			H.used_ports[H.n_used_ports++] = port;
+		return port;
+	}
+	h_bail("cannot find a free TCP port");
+}
+
+/* ---- PostgreSQL -------------------------------------------------------- */
+
+const char *h_pg_bindir(void)
+{
+	static char dir[H_PATH];
+	const char *env = getenv("PGL_PG_BINDIR");
+	glob_t g;
+
+	if (dir[0])
+		return dir;
+	if (env && *env) {
+		snprintf(dir, sizeof(dir), "%s", env);
+		return dir;
+	}
+	snprintf(dir, sizeof(dir), "/usr/lib/postgresql/15/bin");
+	if (access("/usr/lib/postgresql/15/bin/initdb", X_OK) == 0)
+		return dir;
+	if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) == 0 && g.gl_pathc > 0) {
+		/* Highest version last in sort order (good enough for 1-2 installs). */
+		snprintf(dir, sizeof(dir), "%s", g.gl_pathv[g.gl_pathc - 1]);
+		*strrchr(dir, '/') = '\0';
+		globfree(&g);
+		return dir;
+	}
+	snprintf(dir, sizeof(dir), "/usr/bin");
+	return dir;
+}
+
+int h_pg_port(void)
+{
+	return H.pgport;
+}
+
+const char *h_pg_logfile(void)
+{
+	return H.pglog;
+}
+
+const char *h_pg_conninfo(const char *user, const char *password, const char *dbname)
+{
+	return h_fmt("host=127.0.0.1 port=%d user=%s dbname=%s%s%s sslmode=disable "
+	             "gssencmode=disable connect_timeout=10",
+	             H.pgport, user, dbname, password ? " password=" : "",
+	             password ? password : "");
+}
+
+static PGconn *h_admin(void)
+{
+	if (H.admin && PQstatus(H.admin) == CONNECTION_OK)
+		return H.admin;
+	if (H.admin)
+		PQfinish(H.admin);
+	H.admin = PQconnectdb(h_fmt("host=%s port=%d user=postgres dbname=postgres "
+	                            "connect_timeout=10",
+	                            H.dir, H.pgport));
+	if (PQstatus(H.admin) != CONNECTION_OK)
+		h_bail("superuser connection to PostgreSQL failed: %s", PQerrorMessage(H.admin));
+	return H.admin;
+}
+
+bool h_pg_exec(const char *sql)
+{
+	return h_exec(h_admin(), sql);
+}
+
+const char *h_pg_value(const char *sql)
+{
+	return h_value(h_admin(), sql);
+}
+
+const char *h_pg_secret(const char *role)
+{
+	const char *v =
+	    h_pg_value(h_fmt("SELECT rolpassword FROM pg_authid WHERE rolname = '%s'", role));
+
+	if (v == NULL)
+		h_bail("no password for role %s in pg_authid", role);
+	return v;
+}
+
+const char *h_md5_secret(const char *user, const char *password)
+{
+	char *enc = PQencryptPassword(password, user);
+	const char *s;
+
+	if (enc == NULL)
+		h_bail("PQencryptPassword failed");
+	s = h_fmt("%s", enc);
+	PQfreemem(enc);
+	return s;
+}
+
+static const char h_pg_hba[] = "# written by the pglease test harness\n"
+                               "local all postgres trust\n"
+                               "host all trustuser 127.0.0.1/32 trust\n"
+                               "host all pwuser 127.0.0.1/32 password\n"
+                               "host all md5user 127.0.0.1/32 md5\n"
+                               "host all all 127.0.0.1/32 scram-sha-256\n";
+
+static const char h_pg_roles[] = "CREATE ROLE alice LOGIN PASSWORD 'alicepw';"
+                                 "CREATE ROLE bob LOGIN PASSWORD 'bobpw';"
+                                 "CREATE ROLE trustuser LOGIN PASSWORD 'trustpw';"
+                                 "CREATE ROLE pwuser LOGIN PASSWORD 'pwpw';"
+                                 "SET password_encryption = 'md5';"
+                                 "CREATE ROLE md5user LOGIN PASSWORD 'md5pw';"
+                                 "RESET password_encryption;";
+
+void h_pg_start(void)
+{
+	const char *bindir = h_pg_bindir();
+	const char *initdb_log = h_fmt("%s/initdb.log", H.dir);
+	const char *conf = h_fmt("%s/postgresql.conf", H.pgdata);
+	FILE *f;
+	int rc;
+
+	if (!H.inited)
+		h_init(0);
+	H.pgport = h_free_port();
+	{
+		const char *argv[] = {h_fmt("%s/initdb", bindir),
+		                      "-D",
+		                      H.pgdata,
+		                      "-U",
+		                      "postgres",
+		                      "-A",
+		                      "trust",
+		                      "-E",
+		                      "UTF8",
+		                      "--locale=C",
+		                      "--no-sync",
+		                      NULL};
+
+		rc = h_run_pg(argv, initdb_log, 120000);
+		if (rc != 0) {
+			h_diag_file("initdb output", initdb_log, 40);
+			h_bail("initdb failed (status %d)", rc);
+		}
+	}
+	f = fopen(conf, "ae");
+	if (f == NULL)
+		h_bail("cannot append to %s: %s", conf, strerror(errno));
+	fprintf(f,
+	        "\n# pglease test harness\n"
+	        "listen_addresses = '127.0.0.1'\n"
+	        "port = %d\n"
+	        "unix_socket_directories = '%s'\n"
+	        "max_connections = 200\n"
+	        "fsync = off\n"
+	        "synchronous_commit = off\n"
+	        "full_page_writes = off\n"
+	        "log_connections = on\n"
+	        "log_line_prefix = '%%m [%%p] %%u@%%d '\n",
+	        H.pgport, H.dir);
+	fclose(f);
+	h_write_file(h_fmt("%s/pg_hba.conf", H.pgdata), h_pg_hba);
+
+	{
+		const char *argv[] = {h_fmt("%s/pg_ctl", bindir),
+		                      "-D",
+		                      H.pgdata,
+		                      "-l",
+		                      H.pglog,
+		                      "-w",
+		                      "-t",
+		                      "60",
+		                      "start",
+		                      NULL};
+
+		H.pg_started = true; /* from here on teardown must stop it */
+		rc = h_run_pg(argv, initdb_log, 90000);
+		if (rc != 0) {
+			h_diag_file("pg_ctl output", initdb_log, 40);
+			h_bail("pg_ctl start failed (status %d)", rc);
+		}
+	}
+	if (!h_pg_exec(h_pg_roles))
+		h_bail("cannot create roles");
+	if (!h_pg_exec("CREATE DATABASE testdb OWNER alice"))
+		h_bail("cannot create database testdb");
+}
+
+/* ---- pglease ----------------------------------------------------------- */
+
+const char *h_db_line(const char *name, const char *dbname, const char *extra)
+{
+	return h_fmt("%s = host=127.0.0.1 port=%d dbname=%s%s%s\n", name, H.pgport, dbname,
+	             extra && *extra ? " " : "", extra ? extra : "");
+}
+
+const char *h_db_testdb(void)
+{
+	return h_db_line("testdb", "testdb", NULL);
+}
+
+const char *h_userlist_line(const char *user, const char *secret)
+{
+	return h_fmt("\"%s\" \"%s\"\n", user, secret);
+}
+
+void h_lease_config(const char *auth_type, const char *databases, const char *extra,
+                    const char *userlist)
+{
+	H.lease_port = h_free_port();
+	h_write_file(H.lease_ini,
+	             h_fmt("; generated by the pglease test harness\n"
+	                   "[databases]\n"
+	                   "%s\n"
+	                   "[pgbouncer]\n"
+	                   "listen_addr = 127.0.0.1\n"
+	                   "listen_port = %d\n"
+	                   "unix_socket_dir = %s\n"
+	                   "auth_type = %s\n"
+	                   "auth_file = %s\n"
+	                   "logfile = %s\n"
+	                   "pidfile = %s/pglease.pid\n"
+	                   "%s\n",
+	                   databases ? databases : h_db_testdb(), H.lease_port, H.dir, auth_type,
+	                   H.userlist, H.lease_log, H.dir, extra ? extra : ""));
+	h_write_file(H.userlist, userlist ? userlist : "");
+}
+
+const char *h_lease_config_path(void)
+{
+	return H.lease_ini;
+}
+
+static const char *h_lease_bin(void)
+{
+	const char *env = getenv("PGLEASE_BIN");
+
+	if (env && *env)
+		return env;
+#ifdef PGL_BUILDDIR
+	return PGL_BUILDDIR "/pglease";
+#else
+	return "./pglease";
+#endif
+}
+
+/* True when something accepts TCP connections on 127.0.0.1:PORT. */
+static bool h_port_open(int port)
+{
+	int fd = h_raw_connect(port);
+
+	if (fd == -1)
+		return false;
+	close(fd);
+	return true;
+}
+
+void h_lease_start(void)
+{
+	const char *bin = h_lease_bin();
+	const char *argv[] = {bin, H.lease_ini, NULL};
+	int64_t deadline;
+
+	if (access(bin, X_OK) != 0)
+		h_bail("pglease binary %s not found or not executable", bin);
+	if (H.lease_pid > 0)
+		h_bail("h_lease_start: pglease is already running");
+	{
+		FILE *f = fopen(H.lease_err, "ae");
+
+		if (f) {
+			fprintf(f, "---- starting %s %s\n", bin, H.lease_ini);
+			fclose(f);
+		}
+	}
+	H.lease_pid = h_spawn(argv, NULL, H.lease_err);
+	if (H.lease_pid == -1)
+		h_bail("cannot fork pglease: %s", strerror(errno));
+	deadline = h_now_ms() + 10000;
+	for (;;) {
+		if (!h_lease_alive()) {
+			h_diag_file("config", H.lease_ini, 60);
+			h_bail("pglease exited during start-up (status %d)", H.lease_status);
+		}
+		if (h_port_open(H.lease_port))
+			break;
+		if (h_now_ms() > deadline) {
+			h_bail("pglease does not accept connections on port %d after 10 s",
+			       H.lease_port);
+		}
+		h_sleep_ms(50);
+	}
+	H.lease_log_seen = h_file_size(H.lease_log);
+}
+
+int h_lease_stop(void)
+{
+	if (H.lease_pid <= 0)
+		return H.lease_status;
+	kill(H.lease_pid, SIGTERM);
+	H.lease_status = h_wait_pid(H.lease_pid, 10000);
+	H.lease_pid = -1;
+	if (H.lease_status != 0)
+		h_diag_file("pglease stderr", H.lease_err, 40);
+	return H.lease_status;
+}
+
+void h_lease_restart(const char *auth_type, const char *databases, const char *extra,
+                     const char *userlist)
+{
+	h_lease_stop();
+	h_lease_config(auth_type, databases, extra, userlist);
+	h_lease_start();
+}
+
+pid_t h_lease_pid(void)
+{
+	return H.lease_pid;
+}
+
+int h_lease_port(void)
+{
+	return H.lease_port;
+}
+
+const char *h_lease_logfile(void)
+{
+	return H.lease_log;
+}
+
+bool h_lease_alive(void)
+{
+	int st;
+	pid_t r;
+
+	if (H.lease_pid <= 0)
+		return false;
+	r = waitpid(H.lease_pid, &st, WNOHANG);
+	if (r == 0)
+		return true;
+	if (r == H.lease_pid) {
+		H.lease_status = WIFEXITED(st)     ? WEXITSTATUS(st)
+		                 : WIFSIGNALED(st) ? 128 + WTERMSIG(st)
+		                                   : -1;
+		H.lease_pid = -1;
+		tap_diag("pglease exited with status %d", H.lease_status);
+	}
+	return false;
+}
+
+int h_lease_fd_count(void)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
+
+	if (H.lease_pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)H.lease_pid);
+	d = opendir(path);
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+int h_lease_wait_fds(int want, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	int n;
+
+	while ((n = h_lease_fd_count()) > want && h_now_ms() < deadline)
+		h_sleep_ms(50);
+	return n;
+}
+
+const char *h_lease_conninfo(const char *user, const char *password, const char *dbname)
+{
+	return h_fmt("host=127.0.0.1 port=%d user=%s dbname=%s%s%s sslmode=disable "
+	             "gssencmode=disable connect_timeout=10",
+	             H.lease_port, user, dbname, password ? " password=" : "",
+	             password ? password : "");
+}
+
+const char *h_lease_conninfo_unix(const char *user, const char *password, const char *dbname)
+{
+	return h_fmt("host=%s port=%d user=%s dbname=%s%s%s connect_timeout=10", H.dir,
+	             H.lease_port, user, dbname, password ? " password=" : "",
+	             password ? password : "");
+}
+
+/* ---- libpq helpers ----------------------------------------------------- */
+
+PGconn *h_connect(const char *conninfo)
+{
+	PGconn *c = PQconnectStart(conninfo);
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int64_t deadline = h_now_ms() + 15000;
+
+	if (c == NULL)
+		h_bail("PQconnectStart: out of memory");
+	PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+	if (PQstatus(c) == CONNECTION_BAD)
+		return c;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd p = {.fd = PQsocket(c),
+		                   .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+		int64_t left = deadline - h_now_ms();
+
+		if (left <= 0) {
+			tap_diag("h_connect: login not finished after 15 s");
+			break;
+		}
+		if (poll(&p, 1, (int)left) == -1 && errno != EINTR)
+			break;
+		st = PQconnectPoll(c);
+	}
+	return c;
+}
+
+bool h_can_query(const char *conninfo)
+{
+	PGconn *c = h_connect(conninfo);
+	const char *v = NULL;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		tap_diag("connect failed: %s", PQerrorMessage(c));
+	else
+		v = h_value(c, "SELECT 1");
+	PQfinish(c);
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
+/* The first "SEVERITY:  XXXXX:" SQLSTATE in a verbose libpq message, or "". */
+static const char *h_parse_sqlstate(const char *msg)
+{
+	static const char *const sev[] = {"FATAL:  ", "ERROR:  ", "PANIC:  "};
+
+	for (size_t i = 0; msg && i < sizeof(sev) / sizeof(sev[0]); i++) {
+		const char *p = strstr(msg, sev[i]);
+
+		while (p) {
+			const char *code = p + strlen(sev[i]);
+			bool ok = strlen(code) > 5 && code[5] == ':';
+
+			for (int k = 0; ok && k < 5; k++)
+				ok = (code[k] >= '0' && code[k] <= '9') ||
+				     (code[k] >= 'A' && code[k] <= 'Z');
+			if (ok)
+				return h_fmt("%.5s", code);
+			p = strstr(code, sev[i]);
+		}
+	}
+	return "";
+}
+
+const char *h_conn_sqlstate(const PGconn *conn)
+{
+	return h_parse_sqlstate(PQerrorMessage(conn));
+}
+
+const char *h_value(PGconn *conn, const char *sql)
+{
+	PGresult *r = PQexec(conn, sql);
+	const char *v = NULL;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+		if (PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0))
+			v = h_fmt("%s", PQgetvalue(r, 0, 0));
+	} else {
+		tap_diag("query \"%s\" failed: %s", sql,
+		         r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+	}
+	PQclear(r);
+	return v;
+}
+
+bool h_exec(PGconn *conn, const char *sql)
+{
+	const char *state = h_exec_sqlstate(conn, sql);
+
+	return state[0] == '\0';
+}
+
+const char *h_exec_sqlstate(PGconn *conn, const char *sql)
+{
+	PGresult *r = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(r);
+	const char *code = "";
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		const char *f = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+		code = f ? h_fmt("%s", f) : h_parse_sqlstate(PQerrorMessage(conn));
+		if (code[0] == '\0')
+			code = "?????";
+		tap_diag("query \"%.60s\" failed: %s", sql,
+		         r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+	}
+	PQclear(r);
+	return code;
+}
+
+PGresult *h_wait_result(PGconn *conn, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	PGresult *last = NULL, *r;
+
+	for (;;) {
+		while (PQisBusy(conn)) {
+			struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+			int64_t left = deadline - h_now_ms();
+
+			if (left <= 0) {
+				PQclear(last);
+				return NULL;
+			}
+			if (poll(&p, 1, (int)left) == -1 && errno != EINTR)
+				break;
+			if (!PQconsumeInput(conn))
+				break;
+		}
+		r = PQgetResult(conn);
+		if (r == NULL)
+			break;
+		PQclear(last);
+		last = r;
+		if (PQstatus(conn) == CONNECTION_BAD)
+			break;
+	}
+	return last;
+}
+
+/* ---- raw protocol ------------------------------------------------------ */
+
+int h_raw_connect(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	if (fd == -1)
+		return -1;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+bool h_raw_send(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static void h_put32(char *p, uint32_t v)
+{
+	v = htonl(v);
+	memcpy(p, &v, 4);
+}
+
+static uint32_t h_get32(const char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return ntohl(v);
+}
+
+bool h_raw_send_code(int fd, uint32_t code)
+{
+	char b[8];
+
+	h_put32(b, 8);
+	h_put32(b + 4, code);
+	return h_raw_send(fd, b, sizeof(b));
+}
+
+bool h_raw_send_startup(int fd, uint32_t version, const char *user, const char *db)
+{
+	char b[1024];
+	size_t n = 8;
+
+	h_put32(b + 4, version);
+	if (user)
+		n += (size_t)snprintf(b + n, sizeof(b) - n - 2, "user%c%s%c", 0, user, 0);
+	if (db)
+		n += (size_t)snprintf(b + n, sizeof(b) - n - 2, "database%c%s%c", 0, db, 0);
+	b[n++] = '\0';
+	h_put32(b, (uint32_t)n);
+	return h_raw_send(fd, b, n);
+}
+
+bool h_raw_send_query(int fd, const char *sql)
+{
+	size_t len = strlen(sql) + 1;
+	char *b = malloc(len + 5);
+	bool ok;
+
+	if (b == NULL)
+		return false;
+	b[0] = 'Q';
+	h_put32(b + 1, (uint32_t)(len + 4));
+	memcpy(b + 5, sql, len);
+	ok = h_raw_send(fd, b, len + 5);
+	free(b);
+	return ok;
+}
+
+/* Read exactly N bytes before DEADLINE: 1 done, 0 EOF/reset, -1 timeout. */
+static int h_raw_read_full(int fd, char *buf, size_t n, int64_t deadline)
+{
+	while (n > 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - h_now_ms();
+		ssize_t r;
+
+		if (left <= 0)
+			return -1;
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		r = recv(fd, buf, n, 0);
+		if (r == -1 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (r <= 0)
+			return 0;
+		buf += r;
+		n -= (size_t)r;
+	}
+	return 1;
+}
+
+int h_raw_read_byte(int fd, int timeout_ms)
+{
+	char c;
+	int r = h_raw_read_full(fd, &c, 1, h_now_ms() + timeout_ms);
+
+	if (r == 1)
+		return (unsigned char)c;
+	return r == 0 ? -1 : -2;
+}
+
+int h_raw_read_msg(int fd, struct h_msg *m, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	char hdr[5];
+	uint32_t body;
+	int r;
+
+	m->n = 0;
+	m->data[0] = '\0';
+	r = h_raw_read_full(fd, hdr, 5, deadline);
+	if (r != 1)
+		return r;
+	m->type = hdr[0];
+	m->len = h_get32(hdr + 1);
+	if (m->len < 4)
+		return -1;
+	body = m->len - 4;
+	m->n = body < sizeof(m->data) - 1 ? body : sizeof(m->data) - 1;
+	r = h_raw_read_full(fd, m->data, m->n, deadline);
+	if (r != 1)
+		return r;
+	m->data[m->n] = '\0';
+	if (body > 1024 * 1024)
+		return -1;
+	for (uint32_t rest = body - (uint32_t)m->n; rest > 0;) {
+		char junk[4096];
+		size_t k = rest < sizeof(junk) ? rest : sizeof(junk);
+
+		r = h_raw_read_full(fd, junk, k, deadline);
+		if (r != 1)
+			return r;
+		rest -= (uint32_t)k;
+	}
+	return 1;
+}
+
+const char *h_msg_field(const struct h_msg *m, char code)
+{
+	size_t i = 0;
+
+	if (m->type != 'E' && m->type != 'N')
+		return NULL;
+	while (i < m->n && m->data[i] != '\0') {
+		char c = m->data[i++];
+		const char *val = m->data + i;
+
+		if (c == code)
+			return val;
+		i += strnlen(val, m->n - i) + 1;
+	}
+	return NULL;
+}
+
+int h_raw_expect_error(int fd, char sqlstate[6], int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	struct h_msg *m = malloc(sizeof(*m));
+	int ret = -1;
+
+	sqlstate[0] = '\0';
+	if (m == NULL)
+		return -1;
+	for (;;) {
+		int64_t left = deadline - h_now_ms();
+		int r = left > 0 ? h_raw_read_msg(fd, m, (int)left) : -1;
+
+		if (r != 1) {
+			ret = r == 0 ? 0 : -1;
+			break;
+		}
+		if (m->type == 'E') {
+			const char *c = h_msg_field(m, 'C');
+			const char *msg = h_msg_field(m, 'M');
+
+			snprintf(sqlstate, 6, "%s", c ? c : "");
+			tap_diag("server said: %s %s", c ? c : "(no code)", msg ? msg : "");
+			ret = 1;
+			break;
+		}
+	}
+	free(m);
+	return ret;
+}
+
+bool h_raw_wait_close(int fd, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	char junk[4096];
+
+	for (;;) {
+		int r = h_raw_read_full(fd, junk, 1, deadline);
+
+		if (r == 0)
+			return true;
+		if (r == -1)
+			return false;
+	}
+}
+
+bool h_raw_login(int fd, const char *user, const char *password, const char *db, char sqlstate[6])
+{
+	struct h_msg *m = malloc(sizeof(*m));
+	int64_t deadline = h_now_ms() + 10000;
+	bool ok = false;
+
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	if (m == NULL || !h_raw_send_startup(fd, H_PROTO_V3, user, db)) {
+		free(m);
+		return false;
+	}
+	for (;;) {
+		int64_t left = deadline - h_now_ms();
+
+		if (left <= 0 || h_raw_read_msg(fd, m, (int)left) != 1) {
+			tap_diag("raw login: no answer or connection closed");
+			break;
+		}
+		if (m->type == 'E') {
+			const char *c = h_msg_field(m, 'C');
+
+			if (sqlstate)
+				snprintf(sqlstate, 6, "%s", c ? c : "");
+			tap_diag("raw login failed: %s",
+			         h_msg_field(m, 'M') ? h_msg_field(m, 'M') : "?");
+			break;
+		}
+		if (m->type == 'Z') {
+			ok = true;
+			break;
+		}
+		if (m->type == 'R' && m->n >= 4) {
+			uint32_t code = h_get32(m->data);
+
+			if (code == 3 && password) {
+				size_t len = strlen(password) + 1;
+				char b[512];
+
+				if (len + 5 > sizeof(b))
+					break;
+				b[0] = 'p';
+				h_put32(b + 1, (uint32_t)(len + 4));
+				memcpy(b + 5, password, len);
+				if (!h_raw_send(fd, b, len + 5))
+					break;
+			} else if (code != 0) {
+				tap_diag("raw login: unsupported authentication request %u", code);
+				break;
+			}
+		}
+	}
+	free(m);
+	return ok;
+}
+
+bool h_raw_cancel(int port, uint32_t pid, uint32_t key)
+{
+	char b[16];
+	int fd = h_raw_connect(port);
+	bool ok;
+
+	if (fd == -1)
+		return false;
+	h_put32(b, 16);
+	h_put32(b + 4, H_CANCEL_CODE);
+	h_put32(b + 8, pid);
+	h_put32(b + 12, key);
+	ok = h_raw_send(fd, b, sizeof(b));
+	/* Like libpq: wait for the pooler to close, which says it took the request. */
+	if (ok)
+		h_raw_wait_close(fd, 5000);
+	close(fd);
+	return ok;
+}

@@ -1,0 +1,298 @@
+/*
+ * harness: what every end-to-end test needs.
+ *
+ * One test program = one throwaway world: a temporary directory (mkdtemp under
+ * /tmp) holding a fresh PostgreSQL cluster on a free 127.0.0.1 port, its unix
+ * socket, a generated pglease config (pgbouncer.ini syntax), the auth_file and
+ * all logs; pglease runs as a foreground child of the test.  Everything is
+ * torn down at exit, on failure, on SIGINT/SIGTERM and on the overall alarm()
+ * that keeps a hung test from hanging CI.  When a test point fails, pglease's
+ * new log lines are printed right away as TAP diagnostics ("# ..."); at exit
+ * after any failure both pglease's and PostgreSQL's logs are printed.
+ *
+ * The cluster (created by h_pg_start()):
+ *   roles (LOGIN)  password  server-side auth over TCP 127.0.0.1
+ *   trustuser      trustpw   trust
+ *   pwuser         pwpw      password (cleartext)
+ *   md5user        md5pw     md5 (stored as md5)
+ *   alice          alicepw   scram-sha-256 (owner of testdb)
+ *   bob            bobpw     scram-sha-256
+ * databases: postgres, testdb.  The superuser "postgres" logs in by trust over
+ * the unix socket only.  max_connections = 200.
+ *
+ * Strings returned as "const char *" by h_fmt() and friends belong to the
+ * harness and live until exit: tests never free them.
+ *
+ * Fatal set-up problems (cannot initdb, pglease does not start) end the
+ * program with "Bail out!", which the TAP driver counts as a failure.
+ */
+#ifndef PGL_HARNESS_H
+#define PGL_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+/* ---- life cycle -------------------------------------------------------- */
+
+/*
+ * Create the temporary directory and install the teardown: atexit handler,
+ * SIGINT/SIGTERM/SIGALRM handlers and alarm(TIMEOUT_SECS) (0: 300 s).
+ * Ignores SIGPIPE.  Call first, once.
+ */
+void h_init(unsigned timeout_secs);
+
+/* The temporary directory (no trailing slash). */
+const char *h_tmpdir(void);
+
+/* Tear everything down now (also run automatically at exit); idempotent. */
+void h_cleanup(void);
+
+/* ---- assertions that remember failures --------------------------------- */
+
+/*
+ * tap_ok() that also records the failure, prints pglease's log lines written
+ * since the previous test point, and makes the exit handler dump all logs.
+ */
+bool h_ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* tap_is_str() with the same failure bookkeeping as h_ok(). */
+bool h_is_str(const char *got, const char *want, const char *name);
+/* tap_is_int() with the same failure bookkeeping as h_ok(). */
+bool h_is_int(long long got, long long want, const char *name);
+/* Print "Bail out! ..." (after the logs) and exit; the teardown runs. */
+void h_bail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* ---- small utilities --------------------------------------------------- */
+
+/* printf into a string owned by the harness (freed at exit). */
+const char *h_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0). */
+int h_free_port(void);
+
+/* Sleep MS milliseconds. */
+void h_sleep_ms(int ms);
+
+/* Monotonic clock in milliseconds. */
+int64_t h_now_ms(void);
+
+/*
+ * Run ARGV (argv[0] is a path or a name looked up in PATH) with stdout and
+ * stderr appended to OUTFILE (NULL: /dev/null), ENV extra "K=V" strings (NULL
+ * terminated, or NULL), wait at most TIMEOUT_MS (then SIGKILL).  Returns the
+ * exit status, 128+signal when killed, -1 when it could not be started.
+ */
+int h_run(const char *const argv[], const char *const env[], const char *outfile, int timeout_ms);
+
+/* Print the last MAX_LINES lines of PATH as "# " diagnostics under TITLE. */
+void h_diag_file(const char *title, const char *path, int max_lines);
+
+/* ---- PostgreSQL -------------------------------------------------------- */
+
+/* Directory with initdb, pg_ctl, postgres, pgbench, psql. */
+const char *h_pg_bindir(void);
+
+/*
+ * initdb + configure + start the cluster (as the postgres OS user when root)
+ * and create the roles and databases listed above.  Bails out on failure.
+ */
+void h_pg_start(void);
+
+/* PostgreSQL's TCP port. */
+int h_pg_port(void);
+
+/* PostgreSQL's log file. */
+const char *h_pg_logfile(void);
+
+/* libpq conninfo for a direct TCP connection to PostgreSQL; PASSWORD may be NULL. */
+const char *h_pg_conninfo(const char *user, const char *password, const char *dbname);
+
+/* Run SQL as the superuser (unix socket, db postgres); false and a diag on error. */
+bool h_pg_exec(const char *sql);
+
+/* First column of the first row of SQL run as the superuser, or NULL on error/no row. */
+const char *h_pg_value(const char *sql);
+
+/* ROLE's rolpassword from pg_authid ("SCRAM-SHA-256$..." or "md5..."); bails if absent. */
+const char *h_pg_secret(const char *role);
+
+/* The auth_file md5 secret: "md5" + md5(PASSWORD + USER). */
+const char *h_md5_secret(const char *user, const char *password);
+
+/* ---- pglease ----------------------------------------------------------- */
+
+/* The "[databases]" line `NAME = host=127.0.0.1 port=<pgport> dbname=DBNAME EXTRA`. */
+const char *h_db_line(const char *name, const char *dbname, const char *extra);
+
+/* The common entry: `testdb = host=127.0.0.1 port=<pgport> dbname=testdb`. */
+const char *h_db_testdb(void);
+
+/* One auth_file line: "USER" "SECRET". */
+const char *h_userlist_line(const char *user, const char *secret);
+
+/*
+ * Write <tmpdir>/pglease.ini and <tmpdir>/userlist.txt.  DATABASES is the
+ * body of [databases] (NULL: h_db_testdb()); the [pgbouncer] section gets
+ * listen_addr=127.0.0.1, a fresh free listen_port, unix_socket_dir=<tmpdir>,
+ * auth_type=AUTH_TYPE, auth_file, logfile=<tmpdir>/pglease.log,
+ * pidfile=<tmpdir>/pglease.pid, then the lines in EXTRA (may be NULL).
+ * USERLIST is the auth_file content (may be NULL: empty file).
+ */
+void h_lease_config(const char *auth_type, const char *databases, const char *extra,
+                    const char *userlist);
+
+/* Path of the generated config file. */
+const char *h_lease_config_path(void);
+
+/*
+ * Start pglease ($PGLEASE_BIN, else PGL_BUILDDIR/pglease) in the foreground
+ * with the config from h_lease_config(); wait (<= 10 s) until its port
+ * accepts connections.  Bails out with its log if it exits or never listens.
+ */
+void h_lease_start(void);
+
+/*
+ * Stop pglease: SIGTERM, wait up to 10 s, then SIGKILL.  Returns its exit
+ * status (128+signal when it died by a signal, -1 if it was not running).
+ * Prints its stderr as diagnostics when the status is not 0.
+ */
+int h_lease_stop(void);
+
+/* h_lease_stop() then h_lease_start() with a new config (same arguments as h_lease_config()). */
+void h_lease_restart(const char *auth_type, const char *databases, const char *extra,
+                     const char *userlist);
+
+/* pglease's process id, or -1 when not started. */
+pid_t h_lease_pid(void);
+
+/* pglease's TCP port (from the last h_lease_config()). */
+int h_lease_port(void);
+
+/* pglease's log file. */
+const char *h_lease_logfile(void);
+
+/* True when the pglease child process is still running (reaps it if not). */
+bool h_lease_alive(void);
+
+/* Number of open fds of pglease (entries of /proc/PID/fd), -1 on error. */
+int h_lease_fd_count(void);
+
+/*
+ * Wait up to TIMEOUT_MS for pglease's fd count to drop to at most WANT;
+ * returns the last count seen.
+ */
+int h_lease_wait_fds(int want, int timeout_ms);
+
+/* libpq conninfo for pglease over TCP; PASSWORD may be NULL. */
+const char *h_lease_conninfo(const char *user, const char *password, const char *dbname);
+
+/* libpq conninfo for pglease over its unix socket in h_tmpdir(). */
+const char *h_lease_conninfo_unix(const char *user, const char *password, const char *dbname);
+
+/* ---- libpq helpers ----------------------------------------------------- */
+
+/*
+ * Connect with CONNINFO, error verbosity set to VERBOSE before the startup
+ * so that a failed login's PQerrorMessage carries the SQLSTATE.  Always
+ * returns a PGconn (check PQstatus); the caller PQfinish()es it.
+ */
+PGconn *h_connect(const char *conninfo);
+
+/* True when CONNINFO connects and "SELECT 1" returns 1; diag on failure. */
+bool h_can_query(const char *conninfo);
+
+/*
+ * The SQLSTATE in a failed connection's or result's verbose error message
+ * ("FATAL:  28P01: ..."), or "" when there is none.  Owned by the harness.
+ */
+const char *h_conn_sqlstate(const PGconn *conn);
+
+/* First column of the first row of SQL on CONN (owned by the harness), NULL on error; diag on
+ * error. */
+const char *h_value(PGconn *conn, const char *sql);
+
+/* Run SQL on CONN; true when it succeeded (PGRES_COMMAND_OK or TUPLES_OK); diag on error. */
+bool h_exec(PGconn *conn, const char *sql);
+
+/* SQLSTATE of running SQL on CONN ("" when it succeeded), owned by the harness. */
+const char *h_exec_sqlstate(PGconn *conn, const char *sql);
+
+/*
+ * Wait up to TIMEOUT_MS for the query sent with PQsendQuery on CONN to finish;
+ * returns its last PGresult (caller PQclear()s) or NULL on timeout.
+ */
+PGresult *h_wait_result(PGconn *conn, int timeout_ms);
+
+/* ---- raw protocol ------------------------------------------------------ */
+
+/* Well-known protocol codes. */
+#define H_PROTO_V3        196608u   /* 3.0 */
+#define H_PROTO_V2        131072u   /* 2.0 */
+#define H_CANCEL_CODE     80877102u /* CancelRequest */
+#define H_SSLREQUEST_CODE 80877103u /* SSLRequest */
+#define H_GSSENC_CODE     80877104u /* GSSENCRequest */
+
+/* One backend message read by h_raw_read_msg(). */
+struct h_msg {
+	char type;       /* message type byte, e.g. 'E', 'R', 'Z' */
+	uint32_t len;    /* length word as sent (includes itself) */
+	size_t n;        /* bytes of body stored in data (may be truncated) */
+	char data[8192]; /* body, NUL terminated */
+};
+
+/* A blocking TCP connection to 127.0.0.1:PORT, or -1. */
+int h_raw_connect(int port);
+
+/* Send all LEN bytes (MSG_NOSIGNAL); false on error. */
+bool h_raw_send(int fd, const void *buf, size_t len);
+
+/* Send an 8-byte request (length 8 + CODE): SSLRequest, GSSENCRequest. */
+bool h_raw_send_code(int fd, uint32_t code);
+
+/* Send a startup packet: VERSION, user=USER, database=DB (either may be NULL). */
+bool h_raw_send_startup(int fd, uint32_t version, const char *user, const char *db);
+
+/* Send a simple Query ('Q') message. */
+bool h_raw_send_query(int fd, const char *sql);
+
+/*
+ * Read one byte within TIMEOUT_MS: returns the byte (0..255), -1 on EOF or
+ * error (connection closed/reset), -2 on timeout.
+ */
+int h_raw_read_byte(int fd, int timeout_ms);
+
+/*
+ * Read one backend message within TIMEOUT_MS (for the whole message).
+ * Returns 1 when M holds a message, 0 on EOF/reset, -1 on timeout or a
+ * length word < 4.
+ */
+int h_raw_read_msg(int fd, struct h_msg *m, int timeout_ms);
+
+/* Field CODE ('C' SQLSTATE, 'M' message, ...) of an ErrorResponse/NoticeResponse, or NULL. */
+const char *h_msg_field(const struct h_msg *m, char code);
+
+/*
+ * Read messages until an ErrorResponse (its SQLSTATE copied to SQLSTATE[6]),
+ * EOF, or TIMEOUT_MS.  Returns 1 for an error, 0 for EOF without error, -1 on
+ * timeout.
+ */
+int h_raw_expect_error(int fd, char sqlstate[6], int timeout_ms);
+
+/* Read until EOF; true when the peer closed within TIMEOUT_MS. */
+bool h_raw_wait_close(int fd, int timeout_ms);
+
+/*
+ * Log in on FD (startup already possible: fresh socket or after 'N'): sends
+ * the v3 startup packet, answers AuthenticationCleartextPassword with
+ * PASSWORD, reads until ReadyForQuery.  True when logged in; on a server
+ * error SQLSTATE (if non-NULL) gets its code.
+ */
+bool h_raw_login(int fd, const char *user, const char *password, const char *db, char sqlstate[6]);
+
+/* Open a new connection to PORT and send a CancelRequest for PID/KEY; true when sent. */
+bool h_raw_cancel(int port, uint32_t pid, uint32_t key);
+
+#endif
