@@ -62,6 +62,9 @@ struct scram_client *scram_client_new_keys(const uint8_t client_key[SCRAM_KEY_LE
 					   const struct scram_secret *secret);
 /* Tests only: use NONCE as the client nonce. */
 void scram_client_set_nonce(struct scram_client *c, const char *nonce);
+/* Send USER (copied, escaped per RFC 5802) in n= instead of the empty name
+ * PostgreSQL expects; for test vectors and servers that want a name. */
+void scram_client_set_user(struct scram_client *c, const char *user);
 /* Write client-first-message ("n,,n=,r=<nonce>") into OUT. */
 bool scram_client_first(struct scram_client *c, char *out, size_t outsize, size_t *outlen)
 	__attribute__((warn_unused_result));
