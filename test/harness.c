@@ -56,7 +56,8 @@ static struct {
 	char lease_log[H_PATH];
 	char lease_err[H_PATH];
 	char userlist[H_PATH];
-	long lease_log_seen; /* bytes of the log already shown or passed */
+	long lease_log_seen;  /* bytes of the log already shown or passed */
+	long lease_err_start; /* size of the stderr file when this pglease started */
 	int used_ports[64];
 	int n_used_ports;
 	struct h_str *strings;
@@ -789,6 +790,7 @@ void h_lease_start(void)
 			fclose(f);
 		}
 	}
+	H.lease_err_start = h_file_size(H.lease_err);
 	H.lease_pid = h_spawn(argv, NULL, H.lease_err);
 	if (H.lease_pid == -1)
 		h_bail("cannot fork pglease: %s", strerror(errno));
@@ -817,8 +819,37 @@ int h_lease_stop(void)
 	H.lease_status = h_wait_pid(H.lease_pid, 10000);
 	H.lease_pid = -1;
 	if (H.lease_status != 0)
-		h_diag_file("pglease stderr", H.lease_err, 40);
+		h_diag_file_from("pglease stderr", H.lease_err, H.lease_err_start, 40);
 	return H.lease_status;
+}
+
+/* True when pglease's stderr of the current run mentions NEEDLE. */
+static bool h_lease_stderr_has(const char *needle)
+{
+	FILE *f = fopen(H.lease_err, "re");
+	char line[4096];
+	bool found = false;
+
+	if (f == NULL)
+		return false;
+	if (fseek(f, H.lease_err_start, SEEK_SET) == 0)
+		while (!found && fgets(line, sizeof(line), f))
+			found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+bool h_lease_stop_ok(const char *what)
+{
+	int st = h_lease_stop();
+	bool san = h_lease_stderr_has("Sanitizer") || h_lease_stderr_has("runtime error:");
+
+	if (san && st == 0)
+		h_diag_file_from("pglease stderr", H.lease_err, H.lease_err_start, 60);
+	if (!h_ok(st == 0 && !san,
+	          "%s: pglease exits with status 0 on SIGTERM, no sanitizer report", what))
+		tap_diag("exit status %d%s", st, san ? ", sanitizer report in stderr" : "");
+	return st == 0 && !san;
 }
 
 void h_lease_restart(const char *auth_type, const char *databases, const char *extra,

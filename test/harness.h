@@ -161,6 +161,13 @@ void h_lease_start(void);
  */
 int h_lease_stop(void);
 
+/*
+ * One test point: stop pglease (h_lease_stop()) and check it exited with
+ * status 0 and wrote no sanitizer report (ASan/LSan/UBSan) to stderr during
+ * this run.  WHAT names the phase in the test point's name.
+ */
+bool h_lease_stop_ok(const char *what);
+
 /* h_lease_stop() then h_lease_start() with a new config (same arguments as h_lease_config()). */
 void h_lease_restart(const char *auth_type, const char *databases, const char *extra,
                      const char *userlist);

@@ -1,0 +1,239 @@
+/*
+ * e2e_session: session pooling through pglease.
+ *
+ * Plan:
+ *   1-4  state kept within one session: SET application_name, a TEMP table,
+ *        SET DateStyle (and its ParameterStatus reaching the client).
+ *   5-7  server reuse across sessions with pool_size=1: the second session
+ *        gets the same backend, and server_reset_query (DISCARD ALL) removed
+ *        the first session's SET and TEMP table.
+ *   8-10 ParameterStatus after login (server_version, server_encoding) as a
+ *        direct connection reports them; PQbackendPID is pglease's own key.
+ *   11-12 with pool_size=1 held by a session, a second client waits, and gets
+ *        the same server when the first disconnects.
+ *   13   login over pglease's unix socket.
+ *   14   the fallback "*" database entry.
+ *   15-16 pglease alive, clean exit on SIGTERM.
+ */
+#include "harness.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static PGconn *session(const char *db)
+{
+	PGconn *c = h_connect(h_lease_conninfo("alice", NULL, db));
+
+	if (PQstatus(c) != CONNECTION_OK)
+		tap_diag("login to %s failed: %s", db, PQerrorMessage(c));
+	return c;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+static void state_within_session(void)
+{
+	PGconn *c = session("testdb");
+
+	h_exec(c, "SET application_name = 'e2e_session'");
+	h_exec(c, "SELECT 1");
+	h_is_str(h_value(c, "SHOW application_name"), "e2e_session",
+	         "session: SET application_name is seen by a later query");
+
+	h_exec(c, "CREATE TEMP TABLE sess_tmp (x int)");
+	h_exec(c, "INSERT INTO sess_tmp VALUES (1), (2), (3)");
+	h_is_str(h_value(c, "SELECT count(*) FROM sess_tmp"), "3",
+	         "session: a TEMP table lives across queries");
+
+	h_exec(c, "SET DateStyle = 'SQL, DMY'");
+	h_is_str(h_value(c, "SHOW DateStyle"), "SQL, DMY",
+	         "session: SET DateStyle is seen by a later query");
+	h_is_str(PQparameterStatus(c, "DateStyle"), "SQL, DMY",
+	         "session: the DateStyle ParameterStatus reaches the client");
+	PQfinish(c);
+}
+
+static void reuse_across_sessions(void)
+{
+	PGconn *c = session("one");
+	const char *pid1, *app0, *pid2;
+
+	pid1 = h_value(c, "SELECT pg_backend_pid()");
+	app0 = h_value(c, "SHOW application_name");
+	h_exec(c, "SET application_name = 'first_session'");
+	h_exec(c, "CREATE TEMP TABLE leftover (x int)");
+	PQfinish(c);
+
+	/* The server is reset and released asynchronously; the login waits for it. */
+	c = session("one");
+	pid2 = h_value(c, "SELECT pg_backend_pid()");
+	h_ok(pid1 && str_eq(pid1, pid2), "pool_size=1: the next session reuses backend %s (got %s)",
+	     pid1 ? pid1 : "?", pid2 ? pid2 : "?");
+	h_is_str(h_value(c, "SHOW application_name"), app0 ? app0 : "",
+	         "pool_size=1: the previous session's SET is reset");
+	h_is_str(h_value(c, "SELECT to_regclass('leftover') IS NULL"), "t",
+	         "pool_size=1: the previous session's TEMP table is gone (DISCARD ALL)");
+	PQfinish(c);
+}
+
+static void parameter_status(void)
+{
+	PGconn *d = h_connect(h_pg_conninfo("alice", "alicepw", "testdb"));
+	PGconn *c = session("testdb");
+	const char *v = PQparameterStatus(d, "server_version");
+	const char *pid;
+
+	h_ok(v != NULL && str_eq(PQparameterStatus(c, "server_version"), v),
+	     "ParameterStatus server_version via pglease = direct (%s)", v ? v : "?");
+	v = PQparameterStatus(d, "server_encoding");
+	h_ok(v != NULL && str_eq(PQparameterStatus(c, "server_encoding"), v),
+	     "ParameterStatus server_encoding via pglease = direct (%s)", v ? v : "?");
+	pid = h_value(c, "SELECT pg_backend_pid()");
+	if (!h_ok(PQbackendPID(c) != 0 && pid != NULL && atoi(pid) != PQbackendPID(c),
+	          "BackendKeyData is pglease's own key, not the server's pid"))
+		tap_diag("PQbackendPID %d, pg_backend_pid() %s", PQbackendPID(c), pid ? pid : "?");
+	PQfinish(c);
+	PQfinish(d);
+}
+
+/* A client that logs in and runs one query without blocking the test. */
+struct async_q {
+	PGconn *c;
+	PostgresPollingStatusType ps;
+	const char *sql;
+	bool sent;
+	bool done;
+	const char *value; /* first value of the last result, or NULL */
+	const char *error; /* or NULL */
+};
+
+static void aq_start(struct async_q *q, const char *conninfo, const char *sql)
+{
+	memset(q, 0, sizeof(*q));
+	q->c = PQconnectStart(conninfo);
+	q->ps = PGRES_POLLING_WRITING;
+	q->sql = sql;
+	if (q->c == NULL || PQstatus(q->c) == CONNECTION_BAD)
+		q->ps = PGRES_POLLING_FAILED;
+}
+
+/* Drive Q for at most MS milliseconds; returns true when its query finished (or failed). */
+static bool aq_run(struct async_q *q, int ms)
+{
+	int64_t deadline = h_now_ms() + ms;
+
+	while (!q->done && h_now_ms() < deadline) {
+		struct pollfd p = {.fd = PQsocket(q->c), .events = POLLIN};
+		int left = (int)(deadline - h_now_ms());
+
+		if (!q->sent) {
+			if (q->ps == PGRES_POLLING_FAILED) {
+				q->error = h_fmt("login: %s", PQerrorMessage(q->c));
+				q->done = true;
+				break;
+			}
+			if (q->ps == PGRES_POLLING_OK) {
+				q->sent = PQsendQuery(q->c, q->sql) == 1;
+				if (!q->sent) {
+					q->error = h_fmt("send: %s", PQerrorMessage(q->c));
+					q->done = true;
+				}
+				continue;
+			}
+			if (q->ps == PGRES_POLLING_WRITING)
+				p.events = POLLOUT;
+			if (poll(&p, 1, left > 0 ? left : 0) > 0)
+				q->ps = PQconnectPoll(q->c);
+			continue;
+		}
+		if (poll(&p, 1, left > 0 ? left : 0) <= 0)
+			continue;
+		if (!PQconsumeInput(q->c)) {
+			q->error = h_fmt("%s", PQerrorMessage(q->c));
+			q->done = true;
+			break;
+		}
+		while (!q->done && !PQisBusy(q->c)) {
+			PGresult *r = PQgetResult(q->c);
+
+			if (r == NULL) {
+				q->done = true;
+				break;
+			}
+			if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+				q->value = h_fmt("%s", PQgetvalue(r, 0, 0));
+			else if (PQresultStatus(r) != PGRES_COMMAND_OK)
+				q->error = h_fmt("%s", PQresultErrorMessage(r));
+			PQclear(r);
+		}
+	}
+	return q->done;
+}
+
+static void waits_for_pool(void)
+{
+	PGconn *a = session("one");
+	const char *pid_a = h_value(a, "SELECT pg_backend_pid()");
+	struct async_q b;
+	bool finished_early;
+
+	aq_start(&b, h_lease_conninfo("alice", NULL, "one"), "SELECT pg_backend_pid()");
+	finished_early = aq_run(&b, 1000);
+	if (!h_ok(!finished_early, "pool_size=1: a second session waits while the first holds "
+	                           "the server"))
+		tap_diag("second session finished: value %s, error %s", b.value ? b.value : "-",
+		         b.error ? b.error : "-");
+	PQfinish(a);
+	aq_run(&b, 15000);
+	if (!h_ok(b.done && b.error == NULL && pid_a && str_eq(b.value, pid_a),
+	          "pool_size=1: when the first session ends the waiting one gets its server"))
+		tap_diag("done %d, value %s (want %s), error %s", b.done, b.value ? b.value : "-",
+		         pid_a ? pid_a : "?", b.error ? b.error : "-");
+	PQfinish(b.c);
+}
+
+static void unix_socket(void)
+{
+	h_ok(h_can_query(h_lease_conninfo_unix("alice", NULL, "testdb")),
+	     "login and query over pglease's unix socket");
+}
+
+static void fallback_db(void)
+{
+	PGconn *c = session("postgres");
+
+	h_is_str(PQstatus(c) == CONNECTION_OK ? h_value(c, "SELECT current_database()") : NULL,
+	         "postgres", "the \"*\" entry serves a database not listed by name");
+	PQfinish(c);
+}
+
+int main(void)
+{
+	const char *dbs;
+
+	h_init(300);
+	h_pg_start();
+	dbs = h_fmt("%s%s* = host=127.0.0.1 port=%d\n", h_db_testdb(),
+	            h_db_line("one", "testdb", "pool_size=1"), h_pg_port());
+	h_lease_config("trust", dbs, "pool_mode = session\nserver_reset_query = DISCARD ALL\n",
+	               h_userlist_line("alice", "alicepw"));
+	h_lease_start();
+
+	state_within_session();
+	reuse_across_sessions();
+	parameter_status();
+	waits_for_pool();
+	unix_socket();
+	fallback_db();
+
+	h_ok(h_lease_alive(), "pglease is alive at the end");
+	h_lease_stop_ok("end");
+	return tap_done();
+}
