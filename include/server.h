@@ -1,0 +1,85 @@
+/*
+ * server: one connection from pglease to PostgreSQL.  Connect (DNS, TCP or
+ * unix socket), startup and authentication, then forwarding replies to the
+ * linked client while watching ReadyForQuery.
+ */
+#ifndef PGL_SERVER_H
+#define PGL_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "list.h"
+#include "sbuf.h"
+#include "varcache.h"
+
+struct pool;
+struct client;
+struct dns_req;
+struct scram_client;
+struct pool_param;
+
+enum server_state {
+	SV_CONNECTING, /* resolving the host or waiting for connect() */
+	SV_LOGIN,      /* startup packet sent, authenticating */
+	SV_IDLE,       /* logged in, in the pool's idle list */
+	SV_ACTIVE,     /* linked to a client */
+	SV_RESET,      /* running server_reset_query before going idle */
+	SV_CLOSED,     /* closed, waiting to be freed */
+};
+
+struct server {
+	struct sbuf sb;
+	enum server_state state;
+	struct list node; /* in a pool list by state, or rt.free_servers */
+	struct pool *pool;
+	struct client *client;
+	uint64_t id;
+
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	struct event ev_connect;
+	bool connect_armed;
+	struct dns_req *dns;
+	struct scram_client *scram;
+
+	uint8_t cancel_key[8]; /* the backend's pid and key */
+	struct varcache vars;  /* values of tracked parameters on this server */
+
+	uint8_t last_status;  /* status byte of the last ReadyForQuery */
+	unsigned outstanding; /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+	bool unsynced;        /* extended-protocol messages sent after the last Sync */
+	unsigned hidden;      /* ReadyForQuery replies to swallow (pglease's own queries) */
+	bool welcome_sent;
+
+	/* ParameterStatus seen during login, for the pool's welcome */
+	struct pool_param *login_params;
+	size_t n_login_params;
+	bool login_oom;
+
+	uint64_t connect_time;
+	uint64_t last_used;
+};
+
+/* Open a new server connection for POOL (asynchronously).  NULL on failure
+ * to even start; the pool is told of failures later through pool_server_gone(). */
+struct server *server_launch(struct pool *pool);
+/* Link to CLIENT: forwarding in both directions, tracked parameters applied. */
+void server_link(struct server *server, struct client *client);
+/* Unlink from its client. */
+void server_unlink(struct server *server);
+/* Send server_reset_query; the server reports ready through pool_server_ready(). */
+void server_reset(struct server *server);
+/* True when no reply is pending and the session is not inside a transaction. */
+bool server_is_clean(const struct server *server);
+/* Close now (the memory is freed later); REASON is logged. */
+void server_close(struct server *server, const char *reason);
+/* Free closed servers (called from the deferred-free pass). */
+void server_reap(void);
+/* Move to STATE and to the list that goes with it. */
+void server_set_state(struct server *server, enum server_state state);
+/* Name of a state for logs. */
+const char *server_state_name(enum server_state state);
+
+#endif

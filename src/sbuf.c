@@ -1,0 +1,451 @@
+/* sbuf: per-socket stream buffer; see include/sbuf.h for the contract. */
+#include "sbuf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct iobuf {
+	struct iobuf *next_free;
+	size_t cap;
+	size_t pos; /* first unprocessed byte */
+	size_t end; /* one past the last received byte */
+	uint8_t data[];
+};
+
+#define IOBUF_CACHE_MAX 256
+
+static struct iobuf *iobuf_free_list;
+static size_t iobuf_free_count;
+
+static struct iobuf *iobuf_get(size_t cap)
+{
+	struct iobuf *b;
+
+	if (cap == SBUF_IOBUF_SIZE && iobuf_free_list != NULL) {
+		b = iobuf_free_list;
+		iobuf_free_list = b->next_free;
+		iobuf_free_count--;
+	} else {
+		b = malloc(sizeof(*b) + cap);
+		if (b == NULL)
+			return NULL;
+		b->cap = cap;
+	}
+	b->next_free = NULL;
+	b->pos = b->end = 0;
+	return b;
+}
+
+static void iobuf_put(struct iobuf *b)
+{
+	if (b == NULL)
+		return;
+	if (b->cap == SBUF_IOBUF_SIZE && iobuf_free_count < IOBUF_CACHE_MAX) {
+		b->next_free = iobuf_free_list;
+		iobuf_free_list = b;
+		iobuf_free_count++;
+		return;
+	}
+	free(b);
+}
+
+void sbuf_cleanup(void)
+{
+	while (iobuf_free_list != NULL) {
+		struct iobuf *b = iobuf_free_list;
+
+		iobuf_free_list = b->next_free;
+		free(b);
+	}
+	iobuf_free_count = 0;
+}
+
+static void mark_failed(struct sbuf *sb, int err)
+{
+	if (sb->failed)
+		return;
+	sb->failed = true;
+	sb->fail_err = err;
+	event_active(&sb->ev_write, EV_WRITE, 0);
+}
+
+static bool queue_out(struct sbuf *sb, const uint8_t *data, size_t len)
+{
+	size_t pending = sb->out_len - sb->out_pos;
+
+	if (sb->out_pos > 0 && sb->out_cap - sb->out_len < len) {
+		memmove(sb->out, sb->out + sb->out_pos, pending);
+		sb->out_pos = 0;
+		sb->out_len = pending;
+	}
+	if (sb->out_cap - sb->out_len < len) {
+		size_t cap = sb->out_cap ? sb->out_cap : 4096;
+		uint8_t *nb;
+
+		while (cap - sb->out_len < len)
+			cap *= 2;
+		nb = realloc(sb->out, cap);
+		if (nb == NULL)
+			return false;
+		sb->out = nb;
+		sb->out_cap = cap;
+	}
+	memcpy(sb->out + sb->out_len, data, len);
+	sb->out_len += len;
+	event_add(&sb->ev_write, NULL);
+	return true;
+}
+
+/* Send now what the socket takes, queue the rest. */
+static bool raw_write(struct sbuf *sb, const uint8_t *data, size_t len)
+{
+	if (sb->closed || sb->failed)
+		return false;
+	if (sb->out_len == sb->out_pos) {
+		ssize_t n = send(sb->fd, data, len, MSG_NOSIGNAL);
+
+		if (n == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				mark_failed(sb, errno);
+				return false;
+			}
+			n = 0;
+		}
+		sb->bytes_out += (uint64_t)n;
+		if ((size_t)n == len)
+			return true;
+		data += n;
+		len -= (size_t)n;
+	}
+	if (!queue_out(sb, data, len)) {
+		mark_failed(sb, ENOMEM);
+		return false;
+	}
+	return true;
+}
+
+static void span_flush(struct sbuf *sb)
+{
+	size_t start = sb->span_start, n = sb->span_end - sb->span_start;
+
+	if (n == 0)
+		return;
+	sb->span_start = sb->span_end = 0;
+	if (sb->dst != NULL) {
+		sb->dst->feeder = NULL;
+		raw_write(sb->dst, sb->in->data + start, n);
+	}
+}
+
+static void span_add(struct sbuf *sb, size_t start, size_t n)
+{
+	if (sb->span_end != sb->span_start && sb->span_end != start)
+		span_flush(sb);
+	if (sb->span_end == sb->span_start) {
+		sb->span_start = sb->span_end = start;
+		if (sb->dst != NULL)
+			sb->dst->feeder = sb;
+	}
+	sb->span_end += n;
+}
+
+bool sbuf_write(struct sbuf *sb, const void *data, size_t len)
+{
+	if (sb->feeder != NULL)
+		span_flush(sb->feeder);
+	return raw_write(sb, data, len);
+}
+
+void sbuf_forward_current(struct sbuf *sb, size_t len)
+{
+	span_add(sb, sb->cur_pos, len);
+}
+
+static void unblock(struct sbuf *sb)
+{
+	sb->blocked = false;
+	if (!sb->stopped && !sb->closed) {
+		event_add(&sb->ev_read, NULL);
+		event_active(&sb->ev_read, EV_READ, 0);
+	}
+}
+
+void sbuf_set_dst(struct sbuf *sb, struct sbuf *dst)
+{
+	struct sbuf *old = sb->dst;
+
+	span_flush(sb);
+	if (old == dst)
+		return;
+	if (old != NULL && old->waiter == sb) {
+		old->waiter = NULL;
+		unblock(sb);
+	}
+	sb->dst = dst;
+}
+
+void sbuf_pause(struct sbuf *sb)
+{
+	sb->stopped = true;
+	event_del(&sb->ev_read);
+}
+
+void sbuf_resume(struct sbuf *sb)
+{
+	if (sb->closed)
+		return;
+	sb->stopped = false;
+	if (!sb->blocked) {
+		event_add(&sb->ev_read, NULL);
+		event_active(&sb->ev_read, EV_READ, 0);
+	}
+}
+
+size_t sbuf_pending_out(const struct sbuf *sb)
+{
+	return sb->out_len - sb->out_pos;
+}
+
+size_t sbuf_pending_in(const struct sbuf *sb)
+{
+	return sb->in ? sb->in->end - sb->in->pos : 0;
+}
+
+/* Make room for a whole message of LEN bytes starting at in->pos. */
+static bool make_room(struct sbuf *sb, size_t len)
+{
+	struct iobuf *b = sb->in, *nb;
+	size_t have = b->end - b->pos;
+
+	if (b->cap >= len) {
+		if (b->cap - b->pos < len) {
+			memmove(b->data, b->data + b->pos, have);
+			b->pos = 0;
+			b->end = have;
+		}
+		return true;
+	}
+	nb = iobuf_get((len + 4095) & ~(size_t)4095);
+	if (nb == NULL)
+		return false;
+	memcpy(nb->data, b->data + b->pos, have);
+	nb->end = have;
+	iobuf_put(b);
+	sb->in = nb;
+	return true;
+}
+
+static void finish_round(struct sbuf *sb)
+{
+	struct iobuf *b = sb->in;
+	struct sbuf *dst = sb->dst;
+
+	span_flush(sb);
+	if (sb->closed)
+		return;
+	if (b != NULL) {
+		if (b->pos == b->end) {
+			iobuf_put(b);
+			sb->in = NULL;
+		} else if (b->pos > 0 && !sb->stopped) {
+			memmove(b->data, b->data + b->pos, b->end - b->pos);
+			b->end -= b->pos;
+			b->pos = 0;
+		}
+	}
+	if (dst != NULL && !dst->closed && !sb->blocked &&
+	    dst->out_len - dst->out_pos > SBUF_HIGH_WATER) {
+		sb->blocked = true;
+		dst->waiter = sb;
+		event_del(&sb->ev_read);
+	}
+}
+
+static void process(struct sbuf *sb)
+{
+	struct iobuf *b;
+	struct pkt_hdr hdr;
+	enum sbuf_action act;
+
+	while (!sb->closed && !sb->stopped && (b = sb->in) != NULL && b->pos < b->end) {
+		size_t avail = b->end - b->pos;
+
+		if (sb->pkt_left > 0) {
+			size_t n = avail < sb->pkt_left ? avail : sb->pkt_left;
+
+			if (sb->pkt_action == SBUF_FORWARD)
+				span_add(sb, b->pos, n);
+			b->pos += n;
+			sb->pkt_left -= (uint32_t)n;
+			continue;
+		}
+		switch (proto_parse_header(b->data + b->pos, avail, sb->startup, sb->max_len,
+					   &hdr)) {
+		case PROTO_HDR_SHORT:
+			goto out;
+		case PROTO_HDR_BAD:
+			span_flush(sb);
+			sbuf_pause(sb);
+			sb->on_event(sb, SBUF_EV_PROTO, 0);
+			return;
+		case PROTO_HDR_OK:
+			break;
+		}
+		sb->cur_pos = b->pos;
+		act = sb->on_pkt(sb, &hdr, b->data + b->pos, avail < hdr.len ? avail : hdr.len);
+		if (sb->closed)
+			return;
+		switch (act) {
+		case SBUF_FORWARD:
+		case SBUF_SKIP:
+			sb->pkt_left = hdr.len;
+			sb->pkt_action = act;
+			break;
+		case SBUF_CONSUMED:
+			b->pos += hdr.len <= avail ? hdr.len : avail;
+			break;
+		case SBUF_NEED_FULL:
+			span_flush(sb);
+			if (avail >= hdr.len || hdr.len > SBUF_MAX_FULL) {
+				sbuf_pause(sb);
+				sb->on_event(sb, SBUF_EV_TOOBIG, (long)hdr.len);
+				return;
+			}
+			if (!make_room(sb, hdr.len)) {
+				sbuf_pause(sb);
+				sb->on_event(sb, SBUF_EV_ERROR, ENOMEM);
+				return;
+			}
+			goto out;
+		case SBUF_STOP:
+			sbuf_pause(sb);
+			goto out;
+		}
+	}
+out:
+	finish_round(sb);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct sbuf *sb = arg;
+	struct iobuf *b;
+	ssize_t n;
+
+	(void)what;
+	if (sb->closed || sb->stopped || sb->blocked)
+		return;
+	if (sb->in == NULL) {
+		sb->in = iobuf_get(SBUF_IOBUF_SIZE);
+		if (sb->in == NULL) {
+			sb->on_event(sb, SBUF_EV_ERROR, ENOMEM);
+			return;
+		}
+	}
+	b = sb->in;
+	if (b->end < b->cap) {
+		n = recv(fd, b->data + b->end, b->cap - b->end, 0);
+		if (n == 0) {
+			sb->on_event(sb, SBUF_EV_EOF, 0);
+			return;
+		}
+		if (n == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				sb->on_event(sb, SBUF_EV_ERROR, errno);
+				return;
+			}
+		} else {
+			b->end += (size_t)n;
+			sb->bytes_in += (uint64_t)n;
+		}
+	}
+	process(sb);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct sbuf *sb = arg;
+	struct sbuf *waiter;
+
+	(void)what;
+	if (sb->closed)
+		return;
+	if (sb->failed) {
+		event_del(&sb->ev_write);
+		sb->on_event(sb, SBUF_EV_ERROR, sb->fail_err);
+		return;
+	}
+	while (sb->out_pos < sb->out_len) {
+		ssize_t n = send(fd, sb->out + sb->out_pos, sb->out_len - sb->out_pos, MSG_NOSIGNAL);
+
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return;
+			event_del(&sb->ev_write);
+			sb->failed = true;
+			sb->on_event(sb, SBUF_EV_ERROR, errno);
+			return;
+		}
+		sb->out_pos += (size_t)n;
+		sb->bytes_out += (uint64_t)n;
+	}
+	event_del(&sb->ev_write);
+	free(sb->out);
+	sb->out = NULL;
+	sb->out_pos = sb->out_len = sb->out_cap = 0;
+	waiter = sb->waiter;
+	if (waiter != NULL) {
+		sb->waiter = NULL;
+		unblock(waiter);
+	}
+}
+
+bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, sbuf_pkt_fn on_pkt,
+	       sbuf_event_fn on_event, void *owner)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->fd = fd;
+	sb->max_len = PROTO_MAX_MSG_LEN;
+	sb->on_pkt = on_pkt;
+	sb->on_event = on_event;
+	sb->owner = owner;
+	if (event_assign(&sb->ev_read, base, fd, EV_READ | EV_PERSIST, on_read, sb) == -1 ||
+	    event_assign(&sb->ev_write, base, fd, EV_WRITE | EV_PERSIST, on_write, sb) == -1)
+		return false;
+	return event_add(&sb->ev_read, NULL) == 0;
+}
+
+void sbuf_close(struct sbuf *sb)
+{
+	if (sb->closed)
+		return;
+	sb->closed = true;
+	event_del(&sb->ev_read);
+	event_del(&sb->ev_write);
+	if (sb->feeder != NULL) {
+		sb->feeder->span_start = sb->feeder->span_end = 0;
+		sb->feeder = NULL;
+	}
+	if (sb->waiter != NULL) {
+		struct sbuf *w = sb->waiter;
+
+		sb->waiter = NULL;
+		unblock(w);
+	}
+	if (sb->dst != NULL && sb->dst->waiter == sb)
+		sb->dst->waiter = NULL;
+	if (sb->dst != NULL && sb->dst->feeder == sb)
+		sb->dst->feeder = NULL;
+	sb->dst = NULL;
+	if (sb->fd >= 0)
+		close(sb->fd);
+	sb->fd = -1;
+	iobuf_put(sb->in);
+	sb->in = NULL;
+	free(sb->out);
+	sb->out = NULL;
+	sb->out_pos = sb->out_len = sb->out_cap = 0;
+}
