@@ -1,0 +1,134 @@
+/*
+ * e2e_cancel: query cancellation through pglease.
+ *
+ * Plan:
+ *   1-5  PQcancel of a running SELECT pg_sleep(30) through pglease: accepted,
+ *        the query ends with 57014 within a bounded wait, and the session
+ *        (same backend, its SET state) still works.
+ *   6-11 a CancelRequest with the right pid but a wrong key, and one with an
+ *        unknown pid, cancel nothing: the query keeps running; a proper
+ *        PQcancel then ends it with 57014 and the session still works.
+ *   12   a cancel for an idle session is harmless.
+ *   13-14 pglease alive, clean exit on SIGTERM.
+ */
+#include "harness.h"
+#include "tap.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static PGconn *session(void)
+{
+	PGconn *c = h_connect(h_lease_conninfo("alice", NULL, "testdb"));
+
+	if (PQstatus(c) != CONNECTION_OK)
+		h_bail("login through pglease failed: %s", PQerrorMessage(c));
+	return c;
+}
+
+/* Wait (<= 10 s) until the server runs SQL; true when it does. */
+static bool running_on_server(const char *sql)
+{
+	const char *q = h_fmt("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+	                      "AND query = '%s'",
+	                      sql);
+
+	for (int i = 0; i < 100; i++) {
+		const char *n = h_pg_value(q);
+
+		if (n && strcmp(n, "1") == 0)
+			return true;
+		h_sleep_ms(100);
+	}
+	return false;
+}
+
+/* PQcancel on C; true when libpq reports the request as sent. */
+static bool libpq_cancel(PGconn *c)
+{
+	PGcancel *k = PQgetCancel(c);
+	char err[256] = "";
+	bool ok = k != NULL && PQcancel(k, err, sizeof(err)) == 1;
+
+	if (!ok)
+		tap_diag("PQcancel: %s", err);
+	PQfreeCancel(k);
+	return ok;
+}
+
+/* Wait (<= 10 s) for the query on C; its SQLSTATE ("" success, "timeout" if still running). */
+static const char *result_state(PGconn *c, int timeout_ms)
+{
+	PGresult *r = h_wait_result(c, timeout_ms);
+	const char *st;
+
+	if (r == NULL)
+		return "timeout";
+	st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	st = h_fmt("%s", st ? st : "");
+	PQclear(r);
+	return st;
+}
+
+static void cancel_running_query(void)
+{
+	static const char sql[] = "SELECT pg_sleep(30) AS a";
+	PGconn *c = session();
+	const char *pid = h_value(c, "SELECT pg_backend_pid()");
+
+	h_exec(c, "SET application_name = 'cancel_me'");
+	h_ok(PQsendQuery(c, sql) == 1 && running_on_server(sql),
+	     "pg_sleep(30) through pglease is running on the server");
+	h_ok(libpq_cancel(c), "PQcancel through pglease is sent");
+	h_is_str(result_state(c, 10000), "57014", "the cancelled query ends with 57014");
+	h_is_str(h_value(c, "SELECT pg_backend_pid()"), pid ? pid : "?",
+	         "after the cancel the session keeps its backend");
+	h_is_str(h_value(c, "SHOW application_name"), "cancel_me",
+	         "after the cancel the session keeps its state");
+	PQfinish(c);
+}
+
+static void cancel_with_wrong_key(void)
+{
+	static const char sql[] = "SELECT pg_sleep(30) AS b";
+	PGconn *c = session();
+	uint32_t pid = (uint32_t)PQbackendPID(c);
+
+	h_ok(PQsendQuery(c, sql) == 1 && running_on_server(sql),
+	     "second pg_sleep(30) through pglease is running");
+	h_ok(h_raw_cancel(h_lease_port(), pid, 0x5eed1234u) &&
+	         h_raw_cancel(h_lease_port(), pid + 7919u, 0x5eed1234u),
+	     "cancel requests with a wrong key and with an unknown pid are sent");
+	h_is_str(result_state(c, 2000), "timeout",
+	         "a wrong key cancels nothing: the query is still running");
+	h_ok(libpq_cancel(c), "a proper PQcancel afterwards is sent");
+	h_is_str(result_state(c, 10000), "57014", "... and ends the query with 57014");
+	h_ok(h_value(c, "SELECT 1") != NULL, "the session still works after the cancel");
+	PQfinish(c);
+}
+
+static void cancel_idle_session(void)
+{
+	PGconn *c = session();
+	bool sent = libpq_cancel(c);
+
+	h_sleep_ms(200);
+	h_ok(sent && h_value(c, "SELECT 1") != NULL, "a cancel for an idle session is harmless");
+	PQfinish(c);
+}
+
+int main(void)
+{
+	h_init(300);
+	h_pg_start();
+	h_lease_config("trust", NULL, NULL, h_userlist_line("alice", "alicepw"));
+	h_lease_start();
+
+	cancel_running_query();
+	cancel_with_wrong_key();
+	cancel_idle_session();
+
+	h_ok(h_lease_alive(), "pglease is alive at the end");
+	h_lease_stop_ok("end");
+	return tap_done();
+}
