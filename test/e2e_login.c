@@ -80,8 +80,12 @@ static void still_serves(const char *what, const char *user, const char *passwor
 static void restart(const char *phase, const char *auth_type, const char *dbs, const char *extra,
                     const char *users)
 {
-	if (h_lease_pid() > 0)
+	static bool started;
+
+	/* A pglease that died earlier fails this point too (its saved exit status). */
+	if (started)
 		h_lease_stop_ok(phase);
+	started = true;
 	h_lease_config(auth_type, dbs, extra, users);
 	h_lease_start();
 }

@@ -345,7 +345,7 @@ static void h_dump_logs(void)
 		if (h_file_size(H.lease_log) > 0)
 			h_diag_file("pglease log", H.lease_log, 200);
 		if (h_file_size(H.lease_err) > 0)
-			h_diag_file("pglease stderr", H.lease_err, 80);
+			h_diag_file("pglease stderr", H.lease_err, 150);
 	}
 	if (H.pg_started)
 		h_diag_file("PostgreSQL log", H.pglog, 80);
