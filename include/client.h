@@ -39,6 +39,8 @@ struct client {
 	struct sockaddr_storage addr;
 	bool is_unix;
 	bool over_limit; /* accepted past max_client_conn: refuse after startup */
+	bool admin;      /* logged in to the admin console */
+	bool admin_readonly; /* stats_users: SHOW only */
 
 	char *user;
 	char *dbname;

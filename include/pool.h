@@ -18,6 +18,7 @@
 #include "config.h"
 #include "list.h"
 #include "scram.h"
+#include "stats.h"
 #include "varcache.h"
 
 struct client;
@@ -62,6 +63,8 @@ struct pool {
 	bool have_scram_key;
 	uint8_t scram_client_key[SCRAM_KEY_LEN];
 	struct scram_secret scram_secret;
+
+	struct pool_stats stats;
 };
 
 /* Find or create the pool for database entry DB as asked under DB_NAME by

@@ -24,6 +24,7 @@ struct runtime {
 
 	struct list pools;         /* struct pool, by node */
 	struct list login_clients; /* clients still logging in */
+	struct list admin_clients; /* logged in to the admin console */
 	struct list free_clients;  /* closed, freed at a safe point */
 	struct list free_servers;  /* closed, freed at a safe point */
 	struct event *ev_reap;     /* runs the deferred frees */

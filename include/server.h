@@ -60,6 +60,8 @@ struct server {
 
 	uint64_t connect_time;
 	uint64_t last_used;
+	uint64_t query_start; /* first outstanding request sent */
+	uint64_t xact_start;  /* first request after ReadyForQuery 'I' */
 };
 
 /* Open a new server connection for POOL (asynchronously).  NULL on failure

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "cancel.h"
 #include "config.h"
@@ -96,7 +97,7 @@ void client_set_state(struct client *c, enum client_state state)
 		break;
 	case CL_IDLE:
 	case CL_ACTIVE:
-		list_append(&pool->clients, &c->node);
+		list_append(pool != NULL ? &pool->clients : &rt.admin_clients, &c->node);
 		break;
 	case CL_CLOSED:
 		list_append(&rt.free_clients, &c->node);
@@ -179,6 +180,11 @@ void client_close_all(void)
 	{
 		client_close(list_entry(it, struct client, node), "shutdown");
 	}
+	list_for_each_safe(it, tmp, &rt.admin_clients)
+	{
+		client_fail(list_entry(it, struct client, node), "57P01",
+			    "terminating connection: pglease is shutting down");
+	}
 	list_for_each_safe(p, ptmp, &rt.pools)
 	{
 		struct pool *pool = list_entry(p, struct pool, node);
@@ -219,6 +225,7 @@ void client_welcome(struct client *c)
 	}
 	proto_backend_key(&w, c->cancel_key);
 	proto_ready(&w, 'I');
+	pool->stats.total.client_logins++;
 	client_set_state(c, CL_IDLE);
 	send_or_close(c, &w);
 	if (c->state != CL_CLOSED) {
@@ -229,12 +236,36 @@ void client_welcome(struct client *c)
 	}
 }
 
+/* A unix-socket client running as the same OS user as pglease. */
+static bool peer_is_self(struct client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (!c->is_unix || getsockopt(c->sb.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+		return false;
+	return cred.uid == getuid();
+}
+
 static void auth_done(struct client *c)
 {
-	const struct cfg_db *db = cfg_find_db(rt.cfg, c->dbname);
+	const struct cfg_db *db;
 	struct pkt_writer w;
 	uint8_t key[SCRAM_KEY_LEN];
 
+	if (admin_is_console(c->dbname)) {
+		if (c->scram != NULL) {
+			scram_server_free(c->scram);
+			c->scram = NULL;
+		}
+		pkt_writer_init(&w);
+		proto_auth_req(&w, AUTH_REQ_OK, NULL, 0);
+		send_or_close(c, &w);
+		if (c->state != CL_CLOSED)
+			admin_login(c);
+		return;
+	}
+	db = cfg_find_db(rt.cfg, c->dbname);
 	if (db == NULL) {
 		client_fail(c, "3D000", "no such database: %s", c->dbname);
 		return;
@@ -562,7 +593,18 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 	if (rt.cfg->log_connections)
 		log_info("C-%llu %s/%s: login attempt", (unsigned long long)c->id, c->dbname,
 			 c->user);
-	if (cfg_find_db(rt.cfg, c->dbname) == NULL) {
+	if (admin_is_console(c->dbname)) {
+		bool peer = peer_is_self(c);
+
+		if (!admin_may_login(c, peer)) {
+			client_fail(c, "28000", "not allowed to use the admin console: %s", c->user);
+			return;
+		}
+		if (peer) {
+			auth_done(c);
+			return;
+		}
+	} else if (cfg_find_db(rt.cfg, c->dbname) == NULL) {
 		client_fail(c, "3D000", "no such database: %s", c->dbname);
 		return;
 	}
@@ -596,19 +638,37 @@ static void login_pkt(struct client *c, const struct pkt_hdr *hdr, const uint8_t
 
 /* ---- after login ---- */
 
-static void note_request(struct server *s, uint8_t type)
+static void start_request(struct server *s)
 {
-	switch (type) {
+	if (s->outstanding++ == 0) {
+		s->query_start = rt_now_usec();
+		if (s->xact_start == 0 && s->last_status == 'I')
+			s->xact_start = s->query_start;
+	}
+}
+
+static void note_request(struct server *s, const struct pkt_hdr *hdr)
+{
+	struct pool_stats *st = &s->pool->stats;
+
+	st->total.bytes_recv += hdr->len;
+	switch (hdr->type) {
 	case PqMsg_Query:
 	case PqMsg_FunctionCall:
-		s->outstanding++;
+		start_request(s);
 		break;
 	case PqMsg_Sync:
-		s->outstanding++;
+		start_request(s);
 		s->unsynced = false;
 		break;
 	case PqMsg_Parse:
+		st->total.parse_count++;
+		s->unsynced = true;
+		break;
 	case PqMsg_Bind:
+		st->total.bind_count++;
+		s->unsynced = true;
+		break;
 	case PqMsg_Describe:
 	case PqMsg_Execute:
 	case PqMsg_Close:
@@ -639,6 +699,8 @@ static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr
 	case CL_ACTIVE:
 		break;
 	}
+	if (c->admin)
+		return admin_on_pkt(c, hdr, data, avail);
 	if (!proto_is_frontend_type(hdr->type)) {
 		client_fail(c, "08P01", "invalid frontend message type %d", hdr->type);
 		return SBUF_STOP;
@@ -651,7 +713,7 @@ static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr
 		return SBUF_STOP;
 	if (c->state != CL_ACTIVE)
 		client_set_state(c, CL_ACTIVE);
-	note_request(c->server, hdr->type);
+	note_request(c->server, hdr);
 	return SBUF_FORWARD;
 }
 
@@ -678,7 +740,9 @@ static void client_on_event(struct sbuf *sb, enum sbuf_event ev, long err)
 
 void client_leased(struct client *c, struct server *server)
 {
-	(void)server;
+	struct pool_stats *st = &server->pool->stats;
+
+	stats_wait_done(st, rt_now_usec() - c->wait_start);
 	client_set_state(c, CL_ACTIVE);
 	sbuf_resume(&c->sb);
 }

@@ -10,6 +10,7 @@ void rt_init(void)
 {
 	list_init(&rt.pools);
 	list_init(&rt.login_clients);
+	list_init(&rt.admin_clients);
 	list_init(&rt.free_clients);
 	list_init(&rt.free_servers);
 }

@@ -517,6 +517,21 @@ static enum sbuf_action hidden_pkt(struct server *server, const struct pkt_hdr *
 	return SBUF_CONSUMED;
 }
 
+/* Statistics and request accounting at each ReadyForQuery forwarded to a client. */
+static void note_ready(struct server *server, uint32_t len)
+{
+	struct pool_stats *st = &server->pool->stats;
+	uint64_t now = rt_now_usec();
+
+	st->total.bytes_sent += len;
+	if (server->outstanding > 0 && --server->outstanding == 0)
+		stats_query_done(st, now - server->query_start);
+	if (server->last_status == 'I' && server->xact_start != 0) {
+		stats_xact_done(st, now - server->xact_start);
+		server->xact_start = 0;
+	}
+}
+
 static enum sbuf_action active_pkt(struct server *server, const struct pkt_hdr *hdr,
 				   const uint8_t *data, size_t avail)
 {
@@ -527,8 +542,7 @@ static enum sbuf_action active_pkt(struct server *server, const struct pkt_hdr *
 		if (avail < hdr->len)
 			return SBUF_NEED_FULL;
 		server->last_status = hdr->len >= 6 ? data[5] : 'I';
-		if (server->outstanding > 0)
-			server->outstanding--;
+		note_ready(server, hdr->len);
 		sbuf_forward_current(&server->sb, hdr->len);
 		if (server->pool->mode != POOL_SESSION && server_is_clean(server))
 			pool_release(server, false);
@@ -547,9 +561,11 @@ static enum sbuf_action active_pkt(struct server *server, const struct pkt_hdr *
 		id = varcache_lookup(name);
 		if (!r.bad && id >= 0 && !varcache_set(&client->vars, id, value))
 			log_error("out of memory tracking %s", name);
+		server->pool->stats.total.bytes_sent += hdr->len;
 		return SBUF_FORWARD;
 	}
 	default:
+		server->pool->stats.total.bytes_sent += hdr->len;
 		return SBUF_FORWARD;
 	}
 }
@@ -609,6 +625,7 @@ void server_link(struct server *server, struct client *client)
 
 	server->client = client;
 	client->server = server;
+	server->pool->stats.total.server_assignment_count++;
 	server_set_state(server, SV_ACTIVE);
 	sbuf_set_dst(&client->sb, &server->sb);
 	sbuf_set_dst(&server->sb, &client->sb);
