@@ -7,6 +7,7 @@
  *   garbage bytes as a startup packet -> error or close, never a hang
  *   startup packet claiming 100000 bytes -> 08P01 error or close
  *   truncated startup packet, then close
+ *   50 clients that connect and leave (half after 2 bytes)
  *   SSLRequest -> 'N', then a normal startup and a query on the same socket
  *   GSSENCRequest -> 'N', then a normal startup on the same socket
  *   protocol 2.0 startup -> error
@@ -122,6 +123,21 @@ static bool raw_select1(int fd)
 	return false;
 }
 
+/* Many clients that connect and leave without a byte, or with half a header. */
+static void connect_and_leave(void)
+{
+	for (int i = 0; i < 50; i++) {
+		int fd = h_raw_connect(h_lease_port());
+
+		if (fd == -1)
+			continue;
+		if (i % 2)
+			h_raw_send(fd, "\0\0", 2);
+		close(fd);
+	}
+	still_serves("50 clients that connect and leave");
+}
+
 static void ssl_request(void)
 {
 	int fd = connect_or_bail();
@@ -205,6 +221,7 @@ int main(void)
 	garbage_startup();
 	oversized_startup();
 	truncated_startup();
+	connect_and_leave();
 	ssl_request();
 	gssenc_request();
 	protocol_v2();

@@ -12,9 +12,11 @@
  *           unknown database (3D000); a good login after each failure.
  *   any     any user name accepted, server login as the entry's user=, with
  *           and without password= in the entry.
- *   plain   plain and md5 secrets; wrong password (28P01 + message).
+ *   plain   plain and md5 secrets; wrong password (28P01 + message); user
+ *           missing from auth_file.
  *   md5     plain and md5 secrets; a SCRAM secret falls back to SCRAM and the
- *           server login uses the recovered key; wrong passwords (28P01).
+ *           server login uses the recovered key; wrong passwords (28P01);
+ *           user missing from auth_file.
  *   scram   plain secret; SCRAM passthrough with alice's secret copied from
  *           pg_authid (also for a second, concurrent server connection);
  *           wrong passwords, missing user; server cleartext with a plain
@@ -134,6 +136,8 @@ static void phase_plain(const char *md5_secret)
 	restart("any", "plain", NULL, NULL, users);
 	login_ok("plain, plain secret", "alice", "alicepw", "testdb", "alice");
 	login_ok("plain, md5 secret", "md5user", "md5pw", "testdb", "md5user");
+	login_fails("plain, user not in auth_file", "mallory", "x", "testdb", "28P01", "28000",
+	            NULL);
 	login_fails("plain, wrong password", "alice", "nope", "testdb", "28P01", NULL,
 	            "password authentication failed");
 	still_serves("wrong password", "alice", "alicepw");
@@ -156,6 +160,7 @@ static void phase_md5(const char *md5_secret, const char *bob_scram)
 	            NULL);
 	login_fails("md5, wrong password (SCRAM secret)", "bob", "nope", "testdb", "28P01", NULL,
 	            NULL);
+	login_fails("md5, user not in auth_file", "mallory", "x", "testdb", "28P01", "28000", NULL);
 	still_serves("wrong md5 passwords", "alice", "alicepw");
 }
 
