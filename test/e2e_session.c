@@ -3,17 +3,14 @@
  *
  * Plan:
  *   1-4  state kept within one session: SET application_name, a TEMP table,
- *        SET DateStyle (and its ParameterStatus reaching the client).
- *   5-7  server reuse across sessions with pool_size=1: the second session
- *        gets the same backend, and server_reset_query (DISCARD ALL) removed
- *        the first session's SET and TEMP table.
- *   8-10 ParameterStatus after login (server_version, server_encoding) as a
- *        direct connection reports them; PQbackendPID is pglease's own key.
- *   11-12 with pool_size=1 held by a session, a second client waits, and gets
- *        the same server when the first disconnects.
- *   13   login over pglease's unix socket.
- *   14   the fallback "*" database entry.
- *   15-16 pglease alive, clean exit on SIGTERM.
+ *        SET DateStyle (and its ParameterStatus reaching the client). *   5-8  server reuse across
+ * sessions with pool_size=1: the second session gets the same backend, and server_reset_query
+ * (DISCARD ALL) removed the first session's SET, TEMP table and client_encoding. 9-11
+ * ParameterStatus after login (server_version, server_encoding) as a direct connection reports
+ * them; PQbackendPID is pglease's own key. *   12-13 with pool_size=1 held by a session, a second
+ * client waits, and gets the same server when the first disconnects. *   14-15 startup parameters
+ * (application_name, client_encoding) reach the server session. 16   login over pglease's unix
+ * socket. 17   the fallback "*" database entry. 18-19 pglease alive, clean exit on SIGTERM.
  */
 #include "harness.h"
 #include "tap.h"
@@ -62,7 +59,8 @@ static void state_within_session(void)
 
 static void reuse_across_sessions(void)
 {
-	PGconn *c = session("one");
+	PGconn *c =
+	    h_connect(h_fmt("%s client_encoding=LATIN1", h_lease_conninfo("alice", NULL, "one")));
 	const char *pid1, *app0, *pid2;
 
 	pid1 = h_value(c, "SELECT pg_backend_pid()");
@@ -80,6 +78,10 @@ static void reuse_across_sessions(void)
 	         "pool_size=1: the previous session's SET is reset");
 	h_is_str(h_value(c, "SELECT to_regclass('leftover') IS NULL"), "t",
 	         "pool_size=1: the previous session's TEMP table is gone (DISCARD ALL)");
+	h_ok(str_eq(h_value(c, "SHOW client_encoding"), PQparameterStatus(c, "client_encoding")) &&
+	         str_eq(PQparameterStatus(c, "client_encoding"), "UTF8"),
+	     "pool_size=1: the previous session's client_encoding=LATIN1 does not leak "
+	     "(SHOW = ParameterStatus = UTF8)");
 	PQfinish(c);
 }
 
@@ -199,6 +201,21 @@ static void waits_for_pool(void)
 	PQfinish(b.c);
 }
 
+/* Parameters a client sends in its startup packet reach its server session. */
+static void startup_parameters(void)
+{
+	PGconn *c = h_connect(h_fmt("%s application_name=e2e_startup client_encoding=LATIN1",
+	                            h_lease_conninfo("alice", NULL, "testdb")));
+
+	if (PQstatus(c) != CONNECTION_OK)
+		tap_diag("login failed: %s", PQerrorMessage(c));
+	h_is_str(h_value(c, "SHOW application_name"), "e2e_startup",
+	         "startup parameter application_name is applied on the server");
+	h_is_str(h_value(c, "SHOW client_encoding"), "LATIN1",
+	         "startup parameter client_encoding is applied on the server");
+	PQfinish(c);
+}
+
 static void unix_socket(void)
 {
 	h_ok(h_can_query(h_lease_conninfo_unix("alice", NULL, "testdb")),
@@ -230,6 +247,7 @@ int main(void)
 	reuse_across_sessions();
 	parameter_status();
 	waits_for_pool();
+	startup_parameters();
 	unix_socket();
 	fallback_db();
 
