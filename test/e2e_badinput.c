@@ -8,6 +8,8 @@
  *   startup packet claiming 100000 bytes -> 08P01 error or close
  *   truncated startup packet, then close
  *   50 clients that connect and leave (half after 2 bytes)
+ *   startup packet whose parameters lack their terminators -> error or close
+ *   CancelRequest 12 bytes long -> error or close
  *   SSLRequest -> 'N', then a normal startup and a query on the same socket
  *   GSSENCRequest -> 'N', then a normal startup on the same socket
  *   protocol 2.0 startup -> error
@@ -138,6 +140,47 @@ static void connect_and_leave(void)
 	still_serves("50 clients that connect and leave");
 }
 
+/*
+ * A complete startup packet whose parameter list lacks its terminators
+ * ("user\0alice" and nothing after): error or close, never a hang.
+ */
+static void unterminated_startup(void)
+{
+	static const char pkt[] = {0,   0,   0,   18, 0,   3,   0,   0,   'u',
+	                           's', 'e', 'r', 0,  'a', 'l', 'i', 'c', 'e'};
+	int fd = connect_or_bail();
+	char st[6];
+	int r;
+
+	h_raw_send(fd, pkt, sizeof(pkt));
+	r = h_raw_expect_error(fd, st, 5000);
+	h_ok(r == 1 || r == 0,
+	     "startup packet with unterminated parameters: error or close (got %s)",
+	     r == 1   ? st
+	     : r == 0 ? "close"
+	              : "timeout");
+	close(fd);
+	still_serves("unterminated startup parameters");
+}
+
+/* A CancelRequest with a length of 12 instead of 16: error or close. */
+static void short_cancel_request(void)
+{
+	static const char pkt[] = {0, 0, 0, 12, 0x04, (char)0xd2, 0x16, 0x2e, 0, 0, 0, 1};
+	int fd = connect_or_bail();
+	char st[6];
+	int r;
+
+	h_raw_send(fd, pkt, sizeof(pkt));
+	r = h_raw_expect_error(fd, st, 5000);
+	h_ok(r == 1 || r == 0, "CancelRequest of 12 bytes: error or close (got %s)",
+	     r == 1   ? st
+	     : r == 0 ? "close"
+	              : "timeout");
+	close(fd);
+	still_serves("short CancelRequest");
+}
+
 static void ssl_request(void)
 {
 	int fd = connect_or_bail();
@@ -222,6 +265,8 @@ int main(void)
 	oversized_startup();
 	truncated_startup();
 	connect_and_leave();
+	unterminated_startup();
+	short_cancel_request();
 	ssl_request();
 	gssenc_request();
 	protocol_v2();
