@@ -216,6 +216,51 @@ static void startup_parameters(void)
 	PQfinish(c);
 }
 
+/* Large messages both ways, and a libpq pipeline, pass through intact. */
+static void big_and_pipelined(void)
+{
+	PGconn *c = session("testdb");
+	size_t n = 1000000;
+	char *sql = malloc(n + 64);
+	const char *v;
+	bool ok = true;
+
+	memcpy(sql, "SELECT length('", 15);
+	memset(sql + 15, 'x', n);
+	strcpy(sql + 15 + n, "')");
+	h_is_str(h_value(c, sql), "1000000", "a 1 MB query passes through intact");
+	free(sql);
+	v = h_value(c, "SELECT repeat('abc', 1500000)");
+	h_ok(v != NULL && strlen(v) == 4500000 && strncmp(v + 4499997, "abc", 3) == 0,
+	     "a 4.5 MB result passes through intact");
+
+	ok = PQenterPipelineMode(c) == 1;
+	for (int i = 1; ok && i <= 3; i++)
+		ok = PQsendQueryParams(c, h_fmt("SELECT %d", i), 0, NULL, NULL, NULL, NULL, 0) == 1;
+	ok = ok && PQpipelineSync(c) == 1;
+	for (int i = 1; ok && i <= 3; i++) {
+		PGresult *r = h_wait_result_one(c, 10000);
+
+		ok = r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK &&
+		     strcmp(PQgetvalue(r, 0, 0), h_fmt("%d", i)) == 0;
+		PQclear(r);
+		r = PQgetResult(c); /* the NULL that ends each query's results */
+		ok = ok && r == NULL;
+		PQclear(r);
+	}
+	if (ok) {
+		PGresult *r = h_wait_result_one(c, 10000);
+
+		ok = r != NULL && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+	}
+	ok = ok && PQexitPipelineMode(c) == 1;
+	if (!h_ok(ok, "a pipeline of three queries and a Sync returns three results in order"))
+		tap_diag("%s", PQerrorMessage(c));
+	h_is_str(h_value(c, "SELECT 42"), "42", "the session works after the pipeline");
+	PQfinish(c);
+}
+
 static void unix_socket(void)
 {
 	h_ok(h_can_query(h_lease_conninfo_unix("alice", NULL, "testdb")),
@@ -248,6 +293,7 @@ int main(void)
 	parameter_status();
 	waits_for_pool();
 	startup_parameters();
+	big_and_pipelined();
 	unix_socket();
 	fallback_db();
 

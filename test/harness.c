@@ -1082,6 +1082,24 @@ PGresult *h_wait_result(PGconn *conn, int timeout_ms)
 	return last;
 }
 
+PGresult *h_wait_result_one(PGconn *conn, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+
+	while (PQisBusy(conn)) {
+		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+		int64_t left = deadline - h_now_ms();
+
+		if (left <= 0)
+			return NULL;
+		if (poll(&p, 1, (int)left) == -1 && errno != EINTR)
+			break;
+		if (!PQconsumeInput(conn))
+			break;
+	}
+	return PQgetResult(conn);
+}
+
 /* ---- raw protocol ------------------------------------------------------ */
 
 int h_raw_connect(int port)

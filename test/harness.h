@@ -233,6 +233,13 @@ const char *h_exec_sqlstate(PGconn *conn, const char *sql);
  */
 PGresult *h_wait_result(PGconn *conn, int timeout_ms);
 
+/*
+ * Wait up to TIMEOUT_MS until CONN has a result ready and return the next
+ * PQgetResult() (caller PQclear()s; NULL on timeout or end of results).
+ * Works in pipeline mode, where h_wait_result() would stop at a boundary.
+ */
+PGresult *h_wait_result_one(PGconn *conn, int timeout_ms);
+
 /* ---- raw protocol ------------------------------------------------------ */
 
 /* Well-known protocol codes. */
