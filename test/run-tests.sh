@@ -7,6 +7,7 @@
 #   BUILD_DIR  build directory (default /tmp/pglease-build, -asan suffixed);
 #              it is emptied first and kept afterwards for inspection.
 #   JOBS       parallel make jobs (default 2)
+#   CHECK_TIMEOUT  seconds allowed for make check (default 1500)
 #
 # Installs the Debian packages it needs when they are missing (as root),
 # runs autoreconf, configure --enable-werror, make, make check, prints the
@@ -117,7 +118,10 @@ if [ -n "$built" ]; then
 	# ASan: report everything, abort on the first error with a non-zero status.
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
-	make -j"$JOBS" check TESTS="$built" check_PROGRAMS="$built" >make-check.out 2>&1
+	# Each e2e program has its own alarm; this bounds a hung unit test too.
+	timeout --kill-after=30 "${CHECK_TIMEOUT:-1500}" \
+		make -j"$JOBS" check TESTS="$built" check_PROGRAMS="$built" >make-check.out 2>&1 ||
+		[ $? -ne 124 ] || echo "run-tests.sh: make check timed out" >&2
 	grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP|# )' make-check.out | grep -vE '^(PASS|SKIP):' | head -40
 fi
 
