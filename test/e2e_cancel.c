@@ -8,8 +8,9 @@
  *   6-11 a CancelRequest with the right pid but a wrong key, and one with an
  *        unknown pid, cancel nothing: the query keeps running; a proper
  *        PQcancel then ends it with 57014 and the session still works.
- *   12   a cancel for an idle session is harmless.
- *   13-14 pglease alive, clean exit on SIGTERM.
+ *   12-13 the same over pglease's unix socket.
+ *   14   a cancel for an idle session is harmless.
+ *   15-16 pglease alive, clean exit on SIGTERM.
  */
 #include "harness.h"
 #include "tap.h"
@@ -107,6 +108,21 @@ static void cancel_with_wrong_key(void)
 	PQfinish(c);
 }
 
+/* psql over the unix socket + Ctrl-C: the CancelRequest arrives on the unix socket. */
+static void cancel_over_unix_socket(void)
+{
+	static const char sql[] = "SELECT pg_sleep(30) AS c";
+	PGconn *c = h_connect(h_lease_conninfo_unix("alice", NULL, "testdb"));
+
+	if (PQstatus(c) != CONNECTION_OK)
+		tap_diag("unix socket login failed: %s", PQerrorMessage(c));
+	h_ok(PQstatus(c) == CONNECTION_OK && PQsendQuery(c, sql) == 1 && running_on_server(sql),
+	     "pg_sleep(30) over pglease's unix socket is running");
+	h_is_str(libpq_cancel(c) ? result_state(c, 10000) : "not sent", "57014",
+	         "PQcancel over the unix socket ends it with 57014");
+	PQfinish(c);
+}
+
 static void cancel_idle_session(void)
 {
 	PGconn *c = session();
@@ -126,6 +142,7 @@ int main(void)
 
 	cancel_running_query();
 	cancel_with_wrong_key();
+	cancel_over_unix_socket();
 	cancel_idle_session();
 
 	h_ok(h_lease_alive(), "pglease is alive at the end");
