@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "list.h"
+#include "prepared.h"
 #include "sbuf.h"
 #include "varcache.h"
 
@@ -45,6 +46,7 @@ struct client {
 	char *user;
 	char *dbname;
 	struct varcache vars;
+	struct pmap pmap; /* named prepared statements (transaction/statement pooling) */
 	uint8_t cancel_key[8];
 
 	/* authentication in progress */

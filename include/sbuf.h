@@ -82,6 +82,11 @@ struct sbuf {
 	struct sbuf *waiter; /* a source blocked on our queue */
 	struct sbuf *feeder; /* a source with a pending forwarded span for us */
 
+	/* set by the pkt callback: NEED_FULL waits for only WANT bytes (0: all);
+	 * FORWARD first drops FWD_SKIP bytes (a prefix it rewrote itself) */
+	uint32_t want;
+	uint32_t fwd_skip;
+
 	/* message in progress */
 	uint32_t pkt_left;
 	enum sbuf_action pkt_action;

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "list.h"
+#include "prepared.h"
 #include "sbuf.h"
 #include "varcache.h"
 
@@ -26,7 +27,18 @@ enum server_state {
 	SV_IDLE,       /* logged in, in the pool's idle list */
 	SV_ACTIVE,     /* linked to a client */
 	SV_RESET,      /* running server_reset_query before going idle */
+	SV_CHECK,      /* running server_check_query before a lease */
 	SV_CLOSED,     /* closed, waiting to be freed */
+};
+
+#define REQ_HIDE 1  /* pglease's own request: its replies are swallowed */
+#define REQ_SYNTH 2 /* answered by pglease when it reaches the head of the queue */
+
+/* One request sent to the server whose reply has not finished yet. */
+struct req {
+	uint8_t type; /* frontend message type */
+	uint8_t flags;
+	struct pstmt *ps; /* Parse of a named statement (a reference), or NULL */
 };
 
 struct server {
@@ -47,11 +59,13 @@ struct server {
 	uint8_t cancel_key[8]; /* the backend's pid and key */
 	struct varcache vars;  /* values of tracked parameters on this server */
 
-	uint8_t last_status;  /* status byte of the last ReadyForQuery */
-	unsigned outstanding; /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
-	bool unsynced;        /* extended-protocol messages sent after the last Sync */
-	unsigned hidden;      /* ReadyForQuery replies to swallow (pglease's own queries) */
-	bool welcome_sent;
+	uint8_t last_status; /* status byte of the last ReadyForQuery */
+	bool unsynced;       /* extended-protocol messages sent after the last Sync */
+
+	/* requests sent and not yet answered, oldest at req_head (a ring) */
+	struct req *reqs;
+	uint32_t req_head, req_count, req_cap;
+	struct pcache pcache; /* named statements prepared on this server */
 
 	/* ParameterStatus seen during login, for the pool's welcome */
 	struct pool_param *login_params;
@@ -73,6 +87,19 @@ void server_link(struct server *server, struct client *client);
 void server_unlink(struct server *server);
 /* Send server_reset_query; the server reports ready through pool_server_ready(). */
 void server_reset(struct server *server);
+/* Send server_check_query before a lease; ready through pool_server_ready(). */
+void server_check(struct server *server);
+/* Record a request sent to the server (PS: referenced while queued).  False on OOM. */
+bool server_push_req(struct server *s, uint8_t type, uint8_t flags, struct pstmt *ps)
+	__attribute__((warn_unused_result));
+/* Book a client's request going to S: statistics, Sync tracking, and the
+ * reply queue (FLAGS as for server_push_req; REQ_SYNTH: counted, not queued).
+ * False on OOM. */
+bool server_note_request(struct server *s, uint8_t type, uint32_t len, uint8_t flags,
+			 struct pstmt *ps) __attribute__((warn_unused_result));
+/* Reply to a Parse or Close that pglease answers itself, in order with the
+ * replies still coming from the server.  False on OOM. */
+bool server_synth_reply(struct server *s, uint8_t type) __attribute__((warn_unused_result));
 /* True when no reply is pending and the session is not inside a transaction. */
 bool server_is_clean(const struct server *server);
 /* Close now (the memory is freed later); REASON is logged. */

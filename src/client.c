@@ -168,6 +168,7 @@ void client_reap(void)
 		free(c->dbname);
 		free(c->secret);
 		varcache_clear(&c->vars);
+		pmap_clear(&c->pmap);
 		free(c);
 	}
 }
@@ -638,48 +639,6 @@ static void login_pkt(struct client *c, const struct pkt_hdr *hdr, const uint8_t
 
 /* ---- after login ---- */
 
-static void start_request(struct server *s)
-{
-	if (s->outstanding++ == 0) {
-		s->query_start = rt_now_usec();
-		if (s->xact_start == 0 && s->last_status == 'I')
-			s->xact_start = s->query_start;
-	}
-}
-
-static void note_request(struct server *s, const struct pkt_hdr *hdr)
-{
-	struct pool_stats *st = &s->pool->stats;
-
-	st->total.bytes_recv += hdr->len;
-	switch (hdr->type) {
-	case PqMsg_Query:
-	case PqMsg_FunctionCall:
-		start_request(s);
-		break;
-	case PqMsg_Sync:
-		start_request(s);
-		s->unsynced = false;
-		break;
-	case PqMsg_Parse:
-		st->total.parse_count++;
-		s->unsynced = true;
-		break;
-	case PqMsg_Bind:
-		st->total.bind_count++;
-		s->unsynced = true;
-		break;
-	case PqMsg_Describe:
-	case PqMsg_Execute:
-	case PqMsg_Close:
-	case PqMsg_Flush:
-		s->unsynced = true;
-		break;
-	default:
-		break;
-	}
-}
-
 static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr,
 				      const uint8_t *data, size_t avail)
 {
@@ -713,7 +672,12 @@ static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr
 		return SBUF_STOP;
 	if (c->state != CL_ACTIVE)
 		client_set_state(c, CL_ACTIVE);
-	note_request(c->server, hdr);
+	if (c->pool->mode != POOL_SESSION && rt.cfg->max_prepared_statements > 0)
+		return prepared_client_msg(c, hdr, data, avail);
+	if (!server_note_request(c->server, hdr->type, hdr->len, 0, NULL)) {
+		client_fail(c, "53200", "out of memory");
+		return SBUF_STOP;
+	}
 	return SBUF_FORWARD;
 }
 

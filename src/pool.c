@@ -135,14 +135,31 @@ static void launch_if_needed(struct pool *pool)
 	}
 }
 
+/* Has SERVER sat idle long enough to need server_check_query first? */
+static bool needs_check(const struct server *server, uint64_t now)
+{
+	const struct config *cfg = rt.cfg;
+
+	if (cfg->server_check_query == NULL || cfg->server_check_query[0] == '\0' ||
+	    cfg->server_check_delay < 0)
+		return false;
+	return now - server->last_used >= (uint64_t)(cfg->server_check_delay * 1e6);
+}
+
 bool pool_lease(struct pool *pool, struct client *client)
 {
-	struct list *n = list_pop(&pool->idle_servers);
+	uint64_t now = rt_now_usec();
+	struct list *n;
 
-	if (n != NULL) {
+	while ((n = list_pop(&pool->idle_servers)) != NULL) {
 		struct server *server = list_entry(n, struct server, node);
 
 		list_init(&server->node);
+		if (needs_check(server, now)) {
+			/* Checked servers come back through pool_server_ready(). */
+			server_check(server);
+			continue;
+		}
 		server_link(server, client);
 		return true;
 	}

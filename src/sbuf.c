@@ -301,25 +301,31 @@ static void process(struct sbuf *sb)
 		switch (act) {
 		case SBUF_FORWARD:
 		case SBUF_SKIP:
-			sb->pkt_left = hdr.len;
+			b->pos += sb->fwd_skip;
+			sb->pkt_left = hdr.len - sb->fwd_skip;
+			sb->fwd_skip = 0;
 			sb->pkt_action = act;
 			break;
 		case SBUF_CONSUMED:
 			b->pos += hdr.len <= avail ? hdr.len : avail;
 			break;
-		case SBUF_NEED_FULL:
+		case SBUF_NEED_FULL: {
+			uint32_t target = sb->want && sb->want < hdr.len ? sb->want : hdr.len;
+
+			sb->want = 0;
 			span_flush(sb);
-			if (avail >= hdr.len || hdr.len > SBUF_MAX_FULL) {
+			if (avail >= target || target > SBUF_MAX_FULL) {
 				sbuf_pause(sb);
 				sb->on_event(sb, SBUF_EV_TOOBIG, (long)hdr.len);
 				return;
 			}
-			if (!make_room(sb, hdr.len)) {
+			if (!make_room(sb, target)) {
 				sbuf_pause(sb);
 				sb->on_event(sb, SBUF_EV_ERROR, ENOMEM);
 				return;
 			}
 			goto out;
+		}
 		case SBUF_STOP:
 			sbuf_pause(sb);
 			goto out;

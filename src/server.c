@@ -19,8 +19,8 @@
 #include "runtime.h"
 #include "scram.h"
 
-static const char *const state_names[] = {"connecting", "login", "idle",
-					  "active",     "reset", "closed"};
+static const char *const state_names[] = {"connecting", "login", "idle",  "active",
+					  "reset",      "check", "closed"};
 
 const char *server_state_name(enum server_state state)
 {
@@ -475,99 +475,319 @@ static bool login_pkt(struct server *server, const struct pkt_hdr *hdr, const ui
 	return server->state != SV_CLOSED;
 }
 
-/* ---- after login ---- */
+/* ---- requests in flight ---- */
 
-/* A reply to pglease's own query (SET on lease, reset): swallowed. */
-static enum sbuf_action hidden_pkt(struct server *server, const struct pkt_hdr *hdr,
-				   const uint8_t *data, size_t avail)
+bool server_push_req(struct server *s, uint8_t type, uint8_t flags, struct pstmt *ps)
+{
+	struct req *r;
+
+	if (s->req_count == s->req_cap) {
+		uint32_t cap = s->req_cap ? s->req_cap * 2 : 16, i;
+		struct req *nr = malloc(cap * sizeof(*nr));
+
+		if (nr == NULL)
+			return false;
+		for (i = 0; i < s->req_count; i++)
+			nr[i] = s->reqs[(s->req_head + i) % s->req_cap];
+		free(s->reqs);
+		s->reqs = nr;
+		s->req_cap = cap;
+		s->req_head = 0;
+	}
+	r = &s->reqs[(s->req_head + s->req_count) % s->req_cap];
+	r->type = type;
+	r->flags = flags;
+	r->ps = ps;
+	if (ps != NULL)
+		ps->refs++;
+	s->req_count++;
+	return true;
+}
+
+bool server_note_request(struct server *s, uint8_t type, uint32_t len, uint8_t flags,
+			 struct pstmt *ps)
+{
+	struct pool_stats *st = &s->pool->stats;
+
+	st->total.bytes_recv += len;
+	switch (type) {
+	case PqMsg_Parse:
+		st->total.parse_count++;
+		s->unsynced = true;
+		break;
+	case PqMsg_Bind:
+		st->total.bind_count++;
+		s->unsynced = true;
+		break;
+	case PqMsg_Describe:
+	case PqMsg_Execute:
+	case PqMsg_Close:
+	case PqMsg_Flush:
+		s->unsynced = true;
+		break;
+	case PqMsg_Sync:
+		s->unsynced = false;
+		break;
+	case PqMsg_Query:
+	case PqMsg_FunctionCall:
+		break;
+	default:
+		return true; /* COPY data, Terminate: no reply of their own */
+	}
+	if (type == PqMsg_Flush || (flags & REQ_SYNTH))
+		return true;
+	if (s->query_start == 0) {
+		s->query_start = rt_now_usec();
+		if (s->xact_start == 0 && s->last_status == 'I')
+			s->xact_start = s->query_start;
+	}
+	return server_push_req(s, type, flags, ps);
+}
+
+static struct req *req_head(struct server *s)
+{
+	return s->req_count > 0 ? &s->reqs[s->req_head] : NULL;
+}
+
+static void req_pop(struct server *s)
+{
+	struct req *r = &s->reqs[s->req_head];
+
+	pstmt_put(r->ps);
+	r->ps = NULL;
+	s->req_head = (s->req_head + 1) % s->req_cap;
+	s->req_count--;
+}
+
+static void req_clear(struct server *s)
+{
+	while (s->req_count > 0)
+		req_pop(s);
+	free(s->reqs);
+	s->reqs = NULL;
+	s->req_cap = s->req_head = 0;
+}
+
+/* Send the reply pglease answers itself for TYPE (Parse or Close). */
+static void write_synth(struct server *s, uint8_t type)
+{
+	static const uint8_t parse_complete[5] = {PqMsg_ParseComplete, 0, 0, 0, 4};
+	static const uint8_t close_complete[5] = {PqMsg_CloseComplete, 0, 0, 0, 4};
+
+	if (s->client != NULL)
+		sbuf_write(&s->client->sb,
+			   type == PqMsg_Parse ? parse_complete : close_complete, 5);
+}
+
+bool server_synth_reply(struct server *s, uint8_t type)
+{
+	if (s->req_count == 0) {
+		write_synth(s, type);
+		return true;
+	}
+	return server_push_req(s, type, REQ_SYNTH, NULL);
+}
+
+/* Answer the synthetic requests that reached the head of the queue. */
+static void drain_synth(struct server *s)
+{
+	struct req *r;
+
+	while ((r = req_head(s)) != NULL && (r->flags & REQ_SYNTH)) {
+		write_synth(s, r->type);
+		req_pop(s);
+	}
+}
+
+/* Does reply TYPE finish request REQ (ErrorResponse aside)? */
+static bool completes(uint8_t req, uint8_t type)
+{
+	switch (req) {
+	case PqMsg_Parse:
+		return type == PqMsg_ParseComplete;
+	case PqMsg_Bind:
+		return type == PqMsg_BindComplete;
+	case PqMsg_Close:
+		return type == PqMsg_CloseComplete;
+	case PqMsg_Describe:
+		return type == PqMsg_RowDescription || type == PqMsg_NoData;
+	case PqMsg_Execute:
+		return type == PqMsg_CommandComplete || type == PqMsg_PortalSuspended ||
+		       type == PqMsg_EmptyQueryResponse;
+	default: /* Query, Sync, FunctionCall */
+		return type == PqMsg_ReadyForQuery;
+	}
+}
+
+/* An error inside an extended-protocol batch: the server skips everything
+ * up to the next Sync, so those requests will get no reply. */
+static void error_skips_batch(struct server *s)
+{
+	struct req *r;
+
+	while ((r = req_head(s)) != NULL && r->type != PqMsg_Sync) {
+		if (r->type == PqMsg_Parse && r->ps != NULL && !(r->flags & REQ_SYNTH))
+			pcache_remove(&s->pcache, r->ps);
+		req_pop(s);
+	}
+}
+
+static void log_hidden_error(struct server *s, const uint8_t *data, uint32_t len)
 {
 	char sqlstate[6], msg[256];
 
-	switch (hdr->type) {
-	case PqMsg_ReadyForQuery:
-	case PqMsg_ParameterStatus:
-	case PqMsg_ErrorResponse:
-		if (avail < hdr->len)
-			return SBUF_NEED_FULL;
-		break;
-	default:
-		return SBUF_SKIP;
+	proto_parse_error(data + 5, len - 5, sqlstate, sizeof(sqlstate), msg, sizeof(msg));
+	log_warn("S-%llu %s/%s: pglease's own query failed: %s %s", (unsigned long long)s->id,
+		 s->pool->db_name, s->pool->user, sqlstate, msg);
+}
+
+/* Statistics at each ReadyForQuery answering a client's request. */
+static void note_ready(struct server *s)
+{
+	struct pool_stats *st = &s->pool->stats;
+	uint64_t now = rt_now_usec();
+
+	if (s->query_start != 0) {
+		stats_query_done(st, now - s->query_start);
+		s->query_start = s->req_count > 1 ? now : 0;
 	}
-	if (hdr->type == PqMsg_ParameterStatus) {
-		note_param(server, data + 5, hdr->len - 5, false);
-		return SBUF_CONSUMED;
+	if (s->last_status == 'I' && s->xact_start != 0) {
+		stats_xact_done(st, now - s->xact_start);
+		s->xact_start = 0;
 	}
-	if (hdr->type == PqMsg_ErrorResponse) {
-		proto_parse_error(data + 5, hdr->len - 5, sqlstate, sizeof(sqlstate), msg,
-				  sizeof(msg));
-		log_warn("S-%llu %s/%s: pglease's own query failed: %s %s",
-			 (unsigned long long)server->id, server->pool->db_name, server->pool->user,
-			 sqlstate, msg);
-		return SBUF_CONSUMED;
-	}
-	server->last_status = hdr->len >= 6 ? data[5] : 'I';
-	server->hidden--;
-	if (server->hidden == 0 && server->state == SV_RESET) {
-		if (server->last_status != 'I') {
-			server_close(server, "reset query left a transaction open");
-			return SBUF_STOP;
+}
+
+/* Statement pooling: a statement left a transaction open.  Tell the client,
+ * roll the server back (hidden), and let the release happen after that. */
+static void refuse_transaction(struct server *s)
+{
+	struct pkt_writer w;
+
+	pkt_writer_init(&w);
+	proto_error(&w, "ERROR", "25001",
+		    "transaction blocks not allowed in statement pooling mode");
+	proto_ready(&w, 'I');
+	if (pkt_ok(&w))
+		sbuf_write(&s->client->sb, w.buf, w.len);
+	pkt_writer_free(&w);
+	pkt_writer_init(&w);
+	proto_query(&w, "ROLLBACK");
+	if (!send_msg(s, &w) || !server_push_req(s, PqMsg_Query, REQ_HIDE, NULL))
+		server_close(s, "could not roll back a statement-mode transaction");
+}
+
+/* After a request finished: hand the server back when the lease is over. */
+static void after_ready(struct server *s)
+{
+	if (s->req_count > 0 || s->state == SV_CLOSED)
+		return;
+	if (s->state == SV_RESET || s->state == SV_CHECK) {
+		if (s->last_status != 'I') {
+			server_close(s, "reset or check query left a transaction open");
+			return;
 		}
-		pool_server_ready(server);
+		pool_server_ready(s);
+		return;
 	}
+	if (s->state == SV_ACTIVE && s->client != NULL && s->pool->mode != POOL_SESSION &&
+	    server_is_clean(s))
+		pool_release(s, false);
+}
+
+static enum sbuf_action ready_pkt(struct server *s, const struct pkt_hdr *hdr,
+				  const uint8_t *data, bool hide)
+{
+	s->last_status = hdr->len >= 6 ? data[5] : 'I';
+	if (!hide) {
+		note_ready(s);
+		if (s->pool->mode == POOL_STATEMENT && s->last_status != 'I' &&
+		    s->client != NULL) {
+			req_pop(s);
+			refuse_transaction(s);
+			return SBUF_CONSUMED;
+		}
+		if (s->client != NULL)
+			sbuf_forward_current(&s->sb, hdr->len);
+	}
+	req_pop(s);
+	drain_synth(s);
+	after_ready(s);
 	return SBUF_CONSUMED;
 }
 
-/* Statistics and request accounting at each ReadyForQuery forwarded to a client. */
-static void note_ready(struct server *server, uint32_t len)
+static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr,
+				  const uint8_t *data, size_t avail)
 {
-	struct pool_stats *st = &server->pool->stats;
-	uint64_t now = rt_now_usec();
+	struct req *h = req_head(s);
+	bool hide = h != NULL && (h->flags & REQ_HIDE);
+	bool to_client = s->client != NULL && !hide;
+	uint8_t type = hdr->type;
 
-	st->total.bytes_sent += len;
-	if (server->outstanding > 0 && --server->outstanding == 0)
-		stats_query_done(st, now - server->query_start);
-	if (server->last_status == 'I' && server->xact_start != 0) {
-		stats_xact_done(st, now - server->xact_start);
-		server->xact_start = 0;
-	}
-}
-
-static enum sbuf_action active_pkt(struct server *server, const struct pkt_hdr *hdr,
-				   const uint8_t *data, size_t avail)
-{
-	struct client *client = server->client;
-
-	switch (hdr->type) {
-	case PqMsg_ReadyForQuery:
-		if (avail < hdr->len)
-			return SBUF_NEED_FULL;
-		server->last_status = hdr->len >= 6 ? data[5] : 'I';
-		note_ready(server, hdr->len);
-		sbuf_forward_current(&server->sb, hdr->len);
-		if (server->pool->mode != POOL_SESSION && server_is_clean(server))
-			pool_release(server, false);
-		return SBUF_CONSUMED;
-	case PqMsg_ParameterStatus: {
+	if (type == PqMsg_ParameterStatus) {
 		struct pkt_reader r;
 		const char *name, *value;
 		int id;
 
 		if (avail < hdr->len)
 			return SBUF_NEED_FULL;
-		note_param(server, data + 5, hdr->len - 5, false);
+		note_param(s, data + 5, hdr->len - 5, false);
+		if (!to_client)
+			return SBUF_CONSUMED;
 		pkt_reader_init(&r, data + 5, hdr->len - 5);
 		name = pkt_get_str(&r);
 		value = pkt_get_str(&r);
 		id = varcache_lookup(name);
-		if (!r.bad && id >= 0 && !varcache_set(&client->vars, id, value))
+		if (!r.bad && id >= 0 && !varcache_set(&s->client->vars, id, value))
 			log_error("out of memory tracking %s", name);
-		server->pool->stats.total.bytes_sent += hdr->len;
+		s->pool->stats.total.bytes_sent += hdr->len;
 		return SBUF_FORWARD;
 	}
-	default:
-		server->pool->stats.total.bytes_sent += hdr->len;
+	if (type == PqMsg_NoticeResponse || type == PqMsg_NotificationResponse) {
+		if (!to_client && !(h == NULL && s->client != NULL))
+			return SBUF_SKIP;
+		s->pool->stats.total.bytes_sent += hdr->len;
 		return SBUF_FORWARD;
 	}
+	if (h == NULL) {
+		/* Nothing was asked.  A linked client still gets it (a FATAL before
+		 * the server goes away); an idle server is out of step: drop it. */
+		if (s->client == NULL) {
+			server_close(s, type == PqMsg_ErrorResponse
+						? "server sent an error while idle"
+						: "unexpected data from idle server");
+			return SBUF_STOP;
+		}
+		return SBUF_FORWARD;
+	}
+	if (type == PqMsg_ErrorResponse) {
+		if (avail < hdr->len)
+			return SBUF_NEED_FULL;
+		if (hide)
+			log_hidden_error(s, data, hdr->len);
+		else if (s->client != NULL)
+			sbuf_forward_current(&s->sb, hdr->len);
+		if (h->type != PqMsg_Query && h->type != PqMsg_FunctionCall) {
+			error_skips_batch(s);
+			drain_synth(s);
+		}
+		return SBUF_CONSUMED;
+	}
+	if (!completes(h->type, type)) {
+		if (!to_client)
+			return SBUF_SKIP;
+		s->pool->stats.total.bytes_sent += hdr->len;
+		return SBUF_FORWARD;
+	}
+	if (avail < hdr->len)
+		return SBUF_NEED_FULL;
+	s->pool->stats.total.bytes_sent += hdr->len;
+	if (type == PqMsg_ReadyForQuery)
+		return ready_pkt(s, hdr, data, hide);
+	if (to_client)
+		sbuf_forward_current(&s->sb, hdr->len);
+	req_pop(s);
+	drain_synth(s);
+	return SBUF_CONSUMED;
 }
 
 static enum sbuf_action server_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr,
@@ -580,21 +800,7 @@ static enum sbuf_action server_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr
 			return SBUF_NEED_FULL;
 		return login_pkt(server, hdr, data) ? SBUF_CONSUMED : SBUF_STOP;
 	}
-	if (server->hidden > 0)
-		return hidden_pkt(server, hdr, data, avail);
-	if (server->state == SV_ACTIVE && server->client != NULL)
-		return active_pkt(server, hdr, data, avail);
-	/* Idle: the server speaks unasked. */
-	if (hdr->type == PqMsg_ParameterStatus || hdr->type == PqMsg_NoticeResponse) {
-		if (avail < hdr->len)
-			return SBUF_NEED_FULL;
-		if (hdr->type == PqMsg_ParameterStatus)
-			note_param(server, data + 5, hdr->len - 5, false);
-		return SBUF_CONSUMED;
-	}
-	server_close(server, hdr->type == PqMsg_ErrorResponse ? "server sent an error while idle"
-							       : "unexpected data from idle server");
-	return SBUF_STOP;
+	return reply_pkt(server, hdr, data, avail);
 }
 
 static void server_on_event(struct sbuf *sb, enum sbuf_event ev, long err)
@@ -619,6 +825,16 @@ static void server_on_event(struct sbuf *sb, enum sbuf_event ev, long err)
 		server_close(server, why);
 }
 
+/* Send pglease's own query; its replies are swallowed. */
+static bool hidden_query(struct server *s, const char *sql)
+{
+	struct pkt_writer w;
+
+	pkt_writer_init(&w);
+	proto_query(&w, sql);
+	return send_msg(s, &w) && server_push_req(s, PqMsg_Query, REQ_HIDE, NULL);
+}
+
 void server_link(struct server *server, struct client *client)
 {
 	struct pkt_writer w;
@@ -631,8 +847,9 @@ void server_link(struct server *server, struct client *client)
 	sbuf_set_dst(&server->sb, &client->sb);
 	pkt_writer_init(&w);
 	if (varcache_apply_query(&client->vars, &server->vars, &w)) {
-		if (send_msg(server, &w))
-			server->hidden++;
+		if (!send_msg(server, &w) ||
+		    !server_push_req(server, PqMsg_Query, REQ_HIDE, NULL))
+			server_close(server, "could not send SET");
 		return;
 	}
 	pkt_writer_free(&w);
@@ -652,22 +869,24 @@ void server_unlink(struct server *server)
 
 void server_reset(struct server *server)
 {
-	struct pkt_writer w;
-
 	server_set_state(server, SV_RESET);
-	pkt_writer_init(&w);
-	proto_query(&w, rt.cfg->server_reset_query);
-	if (!send_msg(server, &w)) {
+	/* DISCARD ALL (or whatever resets) may drop prepared statements. */
+	pcache_clear(&server->pcache);
+	if (!hidden_query(server, rt.cfg->server_reset_query))
 		server_close(server, "could not send reset query");
-		return;
-	}
-	server->hidden++;
+}
+
+void server_check(struct server *server)
+{
+	server_set_state(server, SV_CHECK);
+	if (!hidden_query(server, rt.cfg->server_check_query))
+		server_close(server, "could not send check query");
 }
 
 bool server_is_clean(const struct server *server)
 {
-	return server->outstanding == 0 && !server->unsynced && server->last_status == 'I' &&
-	       server->hidden == 0 && sbuf_pending_in(&server->sb) == 0 && !server->sb.failed;
+	return server->req_count == 0 && !server->unsynced && server->last_status == 'I' &&
+	       !server->sb.failed;
 }
 
 void server_close(struct server *server, const char *reason)
@@ -704,6 +923,8 @@ void server_close(struct server *server, const char *reason)
 	}
 	free_login_params(server);
 	varcache_clear(&server->vars);
+	req_clear(server);
+	pcache_clear(&server->pcache);
 	server_set_state(server, SV_CLOSED);
 	pool_server_gone(server);
 	rt_schedule_reap();
