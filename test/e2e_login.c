@@ -20,15 +20,18 @@
  *   scram   plain secret; SCRAM passthrough with alice's secret copied from
  *           pg_authid (also for a second, concurrent server connection);
  *           wrong passwords, missing user; server cleartext with a plain
- *           secret.
+ *           secret; raw SCRAM exchanges that are broken (unknown mechanism,
+ *           bad length, wrong nonce) or abandoned.
  *   limits  max_client_conn = 3: the 4th client gets 53300.
  * After every phase pglease must still be alive and exit 0 on SIGTERM.
  */
 #include "harness.h"
 #include "tap.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Connect through pglease; one test point: login works and current_user is WANT_USER. */
 static void login_ok(const char *what, const char *user, const char *password, const char *db,
@@ -183,6 +186,98 @@ static void scram_passthrough_twice(void)
 	PQfinish(b);
 }
 
+/* Raw login up to pglease's AuthenticationSASL; the socket, or -1. */
+static int sasl_start(const char *user)
+{
+	int fd = h_raw_connect(h_lease_port());
+	struct h_msg m;
+
+	if (fd == -1)
+		return -1;
+	if (!h_raw_send_startup(fd, H_PROTO_V3, user, "testdb") ||
+	    h_raw_read_msg(fd, &m, 5000) != 1 || m.type != 'R' || m.n < 4 || m.data[3] != 10) {
+		tap_diag("no AuthenticationSASL for %s (got '%c')", user, m.type);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send a password message ('p') whose body is BODY of LEN bytes. */
+static bool send_p(int fd, const char *body, size_t len)
+{
+	char b[512];
+	uint32_t n = htonl((uint32_t)len + 4);
+
+	if (len + 5 > sizeof(b))
+		return false;
+	b[0] = 'p';
+	memcpy(b + 1, &n, 4);
+	memcpy(b + 5, body, len);
+	return h_raw_send(fd, b, len + 5);
+}
+
+/* SASLInitialResponse: MECH, a length word DECLARED, then DATA. */
+static bool sasl_initial(int fd, const char *mech, const char *data, uint32_t declared)
+{
+	char b[400];
+	size_t ml = strlen(mech) + 1, dl = strlen(data);
+	uint32_t n = htonl(declared);
+
+	if (ml + 4 + dl > sizeof(b))
+		return false;
+	memcpy(b, mech, ml);
+	memcpy(b + ml, &n, 4);
+	memcpy(b + ml + 4, data, dl);
+	return send_p(fd, b, ml + 4 + dl);
+}
+
+/* One test point: after SENT, pglease answers with an error (any SQLSTATE) or closes. */
+static void refused(const char *what, int fd, bool sent)
+{
+	char st[6] = "";
+	int r = sent ? h_raw_expect_error(fd, st, 5000) : -2;
+
+	h_ok(r == 1 || r == 0, "%s: pglease refuses it (got %s)", what,
+	     r == 1    ? st
+	     : r == 0  ? "close"
+	     : r == -2 ? "could not send"
+	               : "no answer");
+	if (fd != -1)
+		close(fd);
+}
+
+/* Broken or abandoned SCRAM exchanges on raw sockets. */
+static void scram_bad_exchanges(void)
+{
+	static const char first[] = "n,,n=,r=rOprNGfwEbeRWgbNEkqO";
+	int fd = sasl_start("bob");
+	struct h_msg m;
+
+	refused("SASLInitialResponse with mechanism SCRAM-SHA-1", fd,
+	        fd != -1 && sasl_initial(fd, "SCRAM-SHA-1", first, (uint32_t)strlen(first)));
+	fd = sasl_start("bob");
+	refused("SASLInitialResponse whose data length says 1000", fd,
+	        fd != -1 && sasl_initial(fd, "SCRAM-SHA-256", first, 1000));
+	fd = sasl_start("alice");
+	if (fd != -1 && sasl_initial(fd, "SCRAM-SHA-256", first, (uint32_t)strlen(first)) &&
+	    h_raw_read_msg(fd, &m, 5000) == 1 && m.type == 'R') {
+		static const char final[] = "c=biws,r=not-the-servers-nonce,p=AAAAAAAAAAAAAAAAAAAA";
+
+		refused("SCRAM client-final with a wrong nonce", fd,
+		        send_p(fd, final, sizeof(final) - 1));
+	} else {
+		refused("SCRAM client-final with a wrong nonce", fd, false);
+	}
+	fd = sasl_start("alice");
+	if (fd != -1) {
+		sasl_initial(fd, "SCRAM-SHA-256", first, (uint32_t)strlen(first));
+		h_raw_read_msg(fd, &m, 5000);
+		close(fd);
+	}
+	still_serves("broken and abandoned SCRAM exchanges", "alice", "alicepw");
+}
+
 static void phase_scram(const char *alice_scram)
 {
 	const char *users =
@@ -204,6 +299,7 @@ static void phase_scram(const char *alice_scram)
 	login_fails("scram, user not in auth_file", "mallory", "x", "testdb", "28P01", "28000",
 	            NULL);
 	still_serves("unknown user", "bob", "bobpw");
+	scram_bad_exchanges();
 }
 
 static void phase_max_client_conn(void)
