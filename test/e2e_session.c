@@ -15,11 +15,15 @@
 #include "harness.h"
 #include "tap.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static PGconn *session(const char *db)
 {
@@ -261,6 +265,81 @@ static void big_and_pipelined(void)
 	PQfinish(c);
 }
 
+/*
+ * 20000 simple queries written back to back on one raw connection while the
+ * replies are read: every query gets its row and its ReadyForQuery, in a
+ * bounded time (no stall when both directions are busy).
+ */
+static void raw_query_flood(void)
+{
+	enum { N = 20000 };
+	static const char q[] = {'Q', 0, 0, 0, 13, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0};
+	size_t total = (size_t)N * sizeof(q), sent = 0, have = 0, cap = 1 << 16;
+	char *out = malloc(total), *in = malloc(cap);
+	int fd = h_raw_connect(h_lease_port()), rows = 0, ready = 0, errors = 0;
+	int64_t deadline = h_now_ms() + 60000;
+	char st[6];
+	bool ok = fd != -1 && out && in && h_raw_login(fd, "alice", NULL, "testdb", st);
+
+	for (size_t i = 0; out && i < N; i++)
+		memcpy(out + i * sizeof(q), q, sizeof(q));
+	if (ok)
+		ok = fcntl(fd, F_SETFL, O_NONBLOCK) == 0;
+	while (ok && ready < N && h_now_ms() < deadline) {
+		struct pollfd p = {.fd = fd, .events = POLLIN | (sent < total ? POLLOUT : 0)};
+		size_t off = 0;
+		ssize_t r;
+
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		if ((p.revents & POLLOUT) && sent < total) {
+			r = send(fd, out + sent, total - sent, MSG_NOSIGNAL);
+			if (r > 0)
+				sent += (size_t)r;
+			else if (r == -1 && errno != EAGAIN && errno != EINTR)
+				ok = false;
+		}
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = recv(fd, in + have, cap - have, 0);
+		if (r == 0 || (r == -1 && errno != EAGAIN && errno != EINTR)) {
+			tap_diag("flood: connection closed after %d replies", ready);
+			ok = false;
+			break;
+		}
+		if (r > 0)
+			have += (size_t)r;
+		/* Count whole messages; keep a partial one for the next read. */
+		while (have - off >= 5) {
+			uint32_t len;
+
+			memcpy(&len, in + off + 1, 4);
+			len = ntohl(len);
+			if (len < 4 || len > cap - 1) {
+				ok = false;
+				break;
+			}
+			if (have - off < 1 + (size_t)len)
+				break;
+			rows += in[off] == 'D';
+			ready += in[off] == 'Z';
+			errors += in[off] == 'E';
+			off += 1 + len;
+		}
+		memmove(in, in + off, have - off);
+		have -= off;
+	}
+	if (!h_ok(ok && rows == N && ready == N && errors == 0,
+	          "20000 queries written back to back on one connection: 20000 rows and "
+	          "ReadyForQuery, no error"))
+		tap_diag("sent %zu of %zu bytes, rows %d, ready %d, errors %d", sent, total, rows,
+		         ready, errors);
+	if (fd != -1)
+		close(fd);
+	free(out);
+	free(in);
+}
+
 static void unix_socket(void)
 {
 	h_ok(h_can_query(h_lease_conninfo_unix("alice", NULL, "testdb")),
@@ -294,6 +373,7 @@ int main(void)
 	waits_for_pool();
 	startup_parameters();
 	big_and_pipelined();
+	raw_query_flood();
 	unix_socket();
 	fallback_db();
 
