@@ -61,6 +61,7 @@ struct server {
 
 	uint8_t last_status; /* status byte of the last ReadyForQuery */
 	bool unsynced;       /* extended-protocol messages sent after the last Sync */
+	bool hidden_failed;  /* the reset or check query failed: close, don't reuse */
 
 	/* requests sent and not yet answered, oldest at req_head (a ring) */
 	struct req *reqs;

@@ -19,12 +19,22 @@ enum var_id {
 	VAR_INTERVALSTYLE,
 	VAR_STD_STRINGS,
 	VAR_APPNAME,
-	VAR_COUNT
+	VAR_FIXED_COUNT
 };
 
+/* Room for track_extra_parameters beyond the fixed ones. */
+#define VAR_EXTRA_MAX 16
+#define VAR_MAX (VAR_FIXED_COUNT + VAR_EXTRA_MAX)
+
 struct varcache {
-	char *val[VAR_COUNT]; /* NULL: not known */
+	char *val[VAR_MAX]; /* NULL: not known */
 };
+
+/* Track the parameters named in LIST (comma/space separated) as well, as
+ * track_extra_parameters asks; names already tracked are skipped.  Call at
+ * start-up only (ids must not change under live varcaches).  False when
+ * there are more than VAR_EXTRA_MAX. */
+bool varcache_configure(const char *list) __attribute__((warn_unused_result));
 
 /* The id of a tracked parameter (case-insensitive), or -1. */
 int varcache_lookup(const char *name);

@@ -333,10 +333,17 @@ static void start_scram(struct client *c)
 	if (!ok) {
 		/* Unknown user or unusable secret: run the exchange with a secret nobody
 		 * knows, so the answer does not tell which users exist. */
-		uint8_t junk[32];
+		uint8_t junk[16];
+		char pw[sizeof(junk) * 2 + 1];
+		size_t i;
 
-		if (RAND_bytes(junk, sizeof(junk)) != 1 || RAND_bytes(salt, sizeof(salt)) != 1 ||
-		    !scram_build_secret((const char *)junk, salt, sizeof(salt), 4096, &secret)) {
+		if (RAND_bytes(junk, sizeof(junk)) != 1 || RAND_bytes(salt, sizeof(salt)) != 1) {
+			client_fail(c, "53200", "could not start authentication");
+			return;
+		}
+		for (i = 0; i < sizeof(junk); i++)
+			snprintf(pw + 2 * i, 3, "%02x", junk[i]);
+		if (!scram_build_secret(pw, salt, sizeof(salt), 4096, &secret)) {
 			client_fail(c, "53200", "could not start authentication");
 			return;
 		}

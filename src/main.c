@@ -22,6 +22,7 @@
 #include "runtime.h"
 #include "sbuf.h"
 #include "server.h"
+#include "varcache.h"
 
 #include "pgl_build.h"
 
@@ -203,6 +204,10 @@ int main(int argc, char **argv)
 	}
 	if (!load_auth(rt.cfg, &rt.auth))
 		return 1;
+	if (!varcache_configure(rt.cfg->track_extra_parameters)) {
+		log_fatal("track_extra_parameters: at most %d extra parameters", VAR_EXTRA_MAX);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	want_fds = (unsigned long)rt.cfg->max_client_conn * 2 + 64;
 	got_fds = net_raise_nofile(want_fds);

@@ -682,8 +682,9 @@ static void after_ready(struct server *s)
 	if (s->req_count > 0 || s->state == SV_CLOSED)
 		return;
 	if (s->state == SV_RESET || s->state == SV_CHECK) {
-		if (s->last_status != 'I') {
-			server_close(s, "reset or check query left a transaction open");
+		if (s->hidden_failed || s->last_status != 'I') {
+			server_close(s, s->state == SV_CHECK ? "server_check_query failed"
+							     : "server_reset_query failed");
 			return;
 		}
 		pool_server_ready(s);
@@ -762,8 +763,11 @@ static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr,
 	if (type == PqMsg_ErrorResponse) {
 		if (avail < hdr->len)
 			return SBUF_NEED_FULL;
-		if (hide)
+		if (hide) {
 			log_hidden_error(s, data, hdr->len);
+			if (s->state == SV_CHECK || s->state == SV_RESET)
+				s->hidden_failed = true;
+		}
 		else if (s->client != NULL)
 			sbuf_forward_current(&s->sb, hdr->len);
 		if (h->type != PqMsg_Query && h->type != PqMsg_FunctionCall) {

@@ -1,19 +1,42 @@
 /* varcache: tracked session parameters. */
 #include "varcache.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-static const char *const var_names[VAR_COUNT] = {
+static const char *var_names[VAR_MAX] = {
 	"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
 	"application_name"};
+static char extra_names[VAR_EXTRA_MAX][64];
+static int n_vars = VAR_FIXED_COUNT;
+
+bool varcache_configure(const char *list)
+{
+	char buf[1024], *tok, *save = NULL;
+
+	n_vars = VAR_FIXED_COUNT;
+	if (list == NULL)
+		return true;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (varcache_lookup(tok) >= 0)
+			continue;
+		if (n_vars == VAR_MAX)
+			return false;
+		snprintf(extra_names[n_vars - VAR_FIXED_COUNT], sizeof(extra_names[0]), "%s", tok);
+		var_names[n_vars] = extra_names[n_vars - VAR_FIXED_COUNT];
+		n_vars++;
+	}
+	return true;
+}
 
 int varcache_lookup(const char *name)
 {
 	int i;
 
-	for (i = 0; i < VAR_COUNT; i++)
+	for (i = 0; i < n_vars; i++)
 		if (strcasecmp(name, var_names[i]) == 0)
 			return i;
 	return -1;
@@ -42,7 +65,7 @@ bool varcache_fill(struct varcache *dst, const struct varcache *src)
 {
 	int i;
 
-	for (i = 0; i < VAR_COUNT; i++)
+	for (i = 0; i < n_vars; i++)
 		if (dst->val[i] == NULL && src->val[i] != NULL && !varcache_set(dst, i, src->val[i]))
 			return false;
 	return true;
@@ -52,7 +75,7 @@ void varcache_clear(struct varcache *vc)
 {
 	int i;
 
-	for (i = 0; i < VAR_COUNT; i++) {
+	for (i = 0; i < n_vars; i++) {
 		free(vc->val[i]);
 		vc->val[i] = NULL;
 	}
@@ -80,7 +103,7 @@ bool varcache_apply_query(const struct varcache *want, const struct varcache *ha
 	bool any = false;
 	int i;
 
-	for (i = 0; i < VAR_COUNT; i++) {
+	for (i = 0; i < n_vars; i++) {
 		const char *v = want->val[i];
 
 		if (v == NULL || (have->val[i] != NULL && strcmp(have->val[i], v) == 0))
