@@ -9,8 +9,10 @@
  *        unknown pid, cancel nothing: the query keeps running; a proper
  *        PQcancel then ends it with 57014 and the session still works.
  *   12-13 the same over pglease's unix socket.
- *   14   a cancel for an idle session is harmless.
- *   15-16 pglease alive, clean exit on SIGTERM.
+ *   14   a cancel never ends the next client's query when the server is
+ *        handed over right after the cancel (pool_size=1, 10 rounds).
+ *   15   a cancel for an idle session is harmless.
+ *   16-17 pglease alive, clean exit on SIGTERM.
  */
 #include "harness.h"
 #include "tap.h"
@@ -123,6 +125,44 @@ static void cancel_over_unix_socket(void)
 	PQfinish(c);
 }
 
+/*
+ * A cancel must end the query it was sent for, never the next client's: the
+ * server (pool_size=1) is handed to client B right after A's query was
+ * cancelled; B's short query must succeed.  Repeated, as the window is small.
+ */
+static void cancel_then_handover(void)
+{
+	static const char sql[] = "SELECT pg_sleep(30) AS h";
+	int bad = 0, rounds = 10;
+
+	for (int i = 0; i < rounds; i++) {
+		PGconn *a = h_connect(h_lease_conninfo("alice", NULL, "one"));
+		PGconn *b;
+		const char *st_a, *st_b;
+
+		if (PQstatus(a) != CONNECTION_OK || PQsendQuery(a, sql) != 1 ||
+		    !running_on_server(sql) || !libpq_cancel(a)) {
+			tap_diag("round %d: could not run and cancel a query", i);
+			bad++;
+			PQfinish(a);
+			continue;
+		}
+		st_a = result_state(a, 10000);
+		PQfinish(a);
+		b = h_connect(h_lease_conninfo("alice", NULL, "one"));
+		st_b = PQstatus(b) == CONNECTION_OK ? h_exec_sqlstate(b, "SELECT pg_sleep(0.05)")
+		                                    : "login";
+		if (strcmp(st_a, "57014") != 0 || st_b[0] != '\0') {
+			tap_diag("round %d: A got '%s', then B's query got '%s'", i, st_a, st_b);
+			bad++;
+		}
+		PQfinish(b);
+	}
+	h_is_int(bad, 0,
+	         "a cancel never ends the next client's query on the same server "
+	         "(10 rounds, pool_size=1)");
+}
+
 static void cancel_idle_session(void)
 {
 	PGconn *c = session();
@@ -137,12 +177,15 @@ int main(void)
 {
 	h_init(300);
 	h_pg_start();
-	h_lease_config("trust", NULL, NULL, h_userlist_line("alice", "alicepw"));
+	h_lease_config("trust",
+	               h_fmt("%s%s", h_db_testdb(), h_db_line("one", "testdb", "pool_size=1")),
+	               NULL, h_userlist_line("alice", "alicepw"));
 	h_lease_start();
 
 	cancel_running_query();
 	cancel_with_wrong_key();
 	cancel_over_unix_socket();
+	cancel_then_handover();
 	cancel_idle_session();
 
 	h_ok(h_lease_alive(), "pglease is alive at the end");
