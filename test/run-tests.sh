@@ -115,7 +115,7 @@ fi
 
 echo "==> make check"
 if [ -n "$built" ]; then
-	# ASan: report everything, abort on the first error with a non-zero status.
+	# Sanitizers: leaks are checked too; an error makes the program exit non-zero.
 	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 	# Each e2e program has its own alarm; this bounds a hung unit test too.
