@@ -41,6 +41,9 @@ struct client {
 	bool is_unix;
 	bool over_limit; /* accepted past max_client_conn: refuse after startup */
 	bool admin;      /* logged in to the admin console */
+	bool admitted;   /* counted by pool_client_admit() */
+	bool wait_notified; /* got the query_wait_notify NOTICE */
+	uint64_t last_active; /* last request batch started (client_idle_timeout) */
 	bool admin_readonly; /* stats_users: SHOW only */
 
 	char *user;

@@ -23,6 +23,8 @@ struct runtime {
 	const char *config_path;
 
 	struct list pools;         /* struct pool, by node */
+	struct list db_limits;     /* struct pool_limit per database name */
+	struct list user_limits;   /* struct pool_limit per user name */
 	struct list login_clients; /* clients still logging in */
 	struct list admin_clients; /* logged in to the admin console */
 	struct list free_clients;  /* closed, freed at a safe point */

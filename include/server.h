@@ -76,6 +76,8 @@ struct server {
 	uint64_t connect_time;
 	uint64_t last_used;
 	uint64_t query_start; /* first outstanding request sent */
+	uint64_t ready_time;  /* last ReadyForQuery */
+	uint64_t cancel_time; /* a timeout sent a CancelRequest (0: none pending) */
 	uint64_t xact_start;  /* first request after ReadyForQuery 'I' */
 };
 
@@ -103,6 +105,8 @@ bool server_note_request(struct server *s, uint8_t type, uint32_t len, uint8_t f
 bool server_synth_reply(struct server *s, uint8_t type) __attribute__((warn_unused_result));
 /* True when no reply is pending and the session is not inside a transaction. */
 bool server_is_clean(const struct server *server);
+/* Give up a login (timeout): tell waiting clients, close. */
+void server_fail_login(struct server *server, const char *sqlstate, const char *msg);
 /* Close now (the memory is freed later); REASON is logged. */
 void server_close(struct server *server, const char *reason);
 /* Free closed servers (called from the deferred-free pass). */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "cancel.h"
 #include "client.h"
@@ -17,11 +18,13 @@
 #include "dns.h"
 #include "janitor.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "pool.h"
 #include "runtime.h"
 #include "sbuf.h"
 #include "server.h"
+#include "stats.h"
 #include "varcache.h"
 
 #include "pgl_build.h"
@@ -63,42 +66,39 @@ static bool load_auth(const struct config *cfg, struct auth_file **out)
 	return true;
 }
 
-static void reload(void)
-{
-	char err[512];
-	struct config *cfg = cfg_load(rt.config_path, err, sizeof(err));
-	struct auth_file *auth;
-
-	if (cfg == NULL) {
-		log_error("reload failed, keeping the old configuration: %s", err);
-		return;
-	}
-	if (!load_auth(cfg, &auth)) {
-		log_error("reload failed, keeping the old configuration");
-		cfg_free(cfg);
-		return;
-	}
-	cfg_free(rt.cfg);
-	rt.cfg = cfg;
-	auth_file_free(rt.auth);
-	rt.auth = auth;
-	log_info("configuration reloaded from %s", rt.config_path);
-}
-
+/* Signals map to console commands (admin.h): HUP = RELOAD, TERM = SHUTDOWN
+ * WAIT_FOR_CLIENTS, INT = SHUTDOWN WAIT_FOR_SERVERS, QUIT = SHUTDOWN,
+ * USR1 = PAUSE, USR2 = RESUME. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
+	char err[1024];
+
 	(void)what;
 	(void)arg;
-	if (sig == SIGHUP) {
-		reload();
-		return;
+	switch (sig) {
+	case SIGHUP:
+		log_info("got SIGHUP, reloading the configuration");
+		if (!admin_reload(err, sizeof(err)))
+			log_error("reload failed, keeping the old configuration: %s", err);
+		break;
+	case SIGTERM:
+		admin_shutdown(ADMIN_SHUTDOWN_WAIT_FOR_CLIENTS);
+		break;
+	case SIGINT:
+		admin_shutdown(ADMIN_SHUTDOWN_WAIT_FOR_SERVERS);
+		break;
+	case SIGQUIT:
+		admin_shutdown(ADMIN_SHUTDOWN_NOW);
+		break;
+	case SIGUSR1:
+		admin_pause_all();
+		break;
+	case SIGUSR2:
+		admin_resume_all();
+		break;
+	default:
+		break;
 	}
-	log_info("got signal %d, shutting down", (int)sig);
-	rt.shutting_down = true;
-	net_close_listeners();
-	client_close_all();
-	pool_free_all();
-	event_base_loopexit(rt.base, NULL);
 }
 
 static bool write_pidfile(const char *path)
@@ -155,8 +155,8 @@ int main(int argc, char **argv)
 					     {"version", no_argument, NULL, 'V'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-	struct event *sig_ev[3];
+	const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	struct event *sig_ev[6];
 	bool daemon_mode = false;
 	int verbose = 0, c;
 	size_t i;
@@ -238,22 +238,29 @@ int main(int argc, char **argv)
 		net_close_listeners();
 		return 1;
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 6; i++) {
 		sig_ev[i] = evsignal_new(rt.base, sigs[i], on_signal, NULL);
 		if (sig_ev[i] == NULL || event_add(sig_ev[i], NULL) == -1) {
 			log_fatal("could not install signal handlers");
 			return 1;
 		}
 	}
-	if (!janitor_start()) {
-		log_fatal("could not start the maintenance timer");
+	if (!janitor_start() || !admin_start() || !stats_start()) {
+		log_fatal("could not start the maintenance timers");
+		return 1;
+	}
+	if (!metrics_start(err, sizeof(err))) {
+		log_fatal("%s", err);
 		return 1;
 	}
 	log_info("pglease %s listening on port %d", PACKAGE_VERSION, rt.cfg->listen_port);
 	event_base_dispatch(rt.base);
 
+	metrics_stop();
+	stats_stop();
+	admin_stop();
 	janitor_stop();
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 6; i++)
 		event_free(sig_ev[i]);
 	cancel_shutdown();
 	client_reap();

@@ -9,6 +9,8 @@ struct runtime rt;
 void rt_init(void)
 {
 	list_init(&rt.pools);
+	list_init(&rt.db_limits);
+	list_init(&rt.user_limits);
 	list_init(&rt.login_clients);
 	list_init(&rt.admin_clients);
 	list_init(&rt.free_clients);

@@ -70,6 +70,11 @@ static void login_failed(struct server *server, const char *sqlstate, const char
 	server_close(server, NULL);
 }
 
+void server_fail_login(struct server *server, const char *sqlstate, const char *msg)
+{
+	login_failed(server, sqlstate, "%s", msg);
+}
+
 static bool send_msg(struct server *server, struct pkt_writer *w)
 {
 	bool ok = pkt_ok(w) && sbuf_write(&server->sb, w->buf, w->len);
@@ -209,7 +214,7 @@ struct server *server_launch(struct pool *pool)
 	server->state = SV_CONNECTING;
 	list_init(&server->node);
 	list_append(&pool->other_servers, &server->node);
-	pool->n_servers++;
+	pool_slot_take(pool);
 	log_debug("S-%llu %s/%s: new server connection", (unsigned long long)server->id,
 		  pool->db_name, pool->user);
 	if (host == NULL || host[0] == '/' || host[0] == '\0') {
@@ -699,6 +704,8 @@ static enum sbuf_action ready_pkt(struct server *s, const struct pkt_hdr *hdr,
 				  const uint8_t *data, bool hide)
 {
 	s->last_status = hdr->len >= 6 ? data[5] : 'I';
+	s->ready_time = rt_now_usec();
+	s->cancel_time = 0;
 	if (!hide) {
 		note_ready(s);
 		if (s->pool->mode == POOL_STATEMENT && s->last_status != 'I' &&

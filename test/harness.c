@@ -1420,3 +1420,678 @@ bool h_raw_cancel(int port, uint32_t pid, uint32_t key)
 	close(fd);
 	return ok;
 }
+
+/* ==== additions for the transaction-pooling and differential tests ====== */
+
+void h_pg_hba_add(const char *line)
+{
+	const char *path = h_fmt("%s/pg_hba.conf", H.pgdata);
+	FILE *f = fopen(path, "ae");
+
+	if (f == NULL)
+		h_bail("cannot append to %s: %s", path, strerror(errno));
+	fprintf(f, "%s\n", line);
+	fclose(f);
+	if (!h_pg_exec("SELECT pg_reload_conf()"))
+		h_bail("pg_reload_conf() failed");
+	h_sleep_ms(200); /* the postmaster rereads pg_hba.conf on SIGHUP */
+}
+
+static void h_wb_reserve(struct h_wbuf *w, size_t more)
+{
+	if (w->n + more <= w->cap)
+		return;
+	while (w->n + more > w->cap)
+		w->cap = w->cap ? w->cap * 2 : 4096;
+	w->b = realloc(w->b, w->cap);
+	if (w->b == NULL)
+		h_bail("out of memory");
+}
+
+static void h_wb_put(struct h_wbuf *w, const void *p, size_t len)
+{
+	h_wb_reserve(w, len);
+	memcpy(w->b + w->n, p, len);
+	w->n += len;
+}
+
+static void h_wb_put32(struct h_wbuf *w, uint32_t v)
+{
+	char b[4];
+
+	h_put32(b, v);
+	h_wb_put(w, b, 4);
+}
+
+static void h_wb_put16(struct h_wbuf *w, uint16_t v)
+{
+	uint16_t n = htons(v);
+
+	h_wb_put(w, &n, 2);
+}
+
+static void h_wb_putstr(struct h_wbuf *w, const char *s)
+{
+	h_wb_put(w, s, strlen(s) + 1);
+}
+
+/* Start a message; returns the offset of its length word for h_wb_end(). */
+static size_t h_wb_begin(struct h_wbuf *w, char type)
+{
+	size_t at;
+
+	h_wb_put(w, &type, 1);
+	at = w->n;
+	h_wb_put32(w, 0);
+	return at;
+}
+
+static void h_wb_end(struct h_wbuf *w, size_t at)
+{
+	h_put32(w->b + at, (uint32_t)(w->n - at));
+}
+
+void h_wb_free(struct h_wbuf *w)
+{
+	free(w->b);
+	w->b = NULL;
+	w->n = w->cap = 0;
+}
+
+void h_wb_msg(struct h_wbuf *w, char type, const void *body, size_t len)
+{
+	size_t at = h_wb_begin(w, type);
+
+	if (len > 0)
+		h_wb_put(w, body, len);
+	h_wb_end(w, at);
+}
+
+void h_wb_query(struct h_wbuf *w, const char *sql)
+{
+	h_wb_msg(w, 'Q', sql, strlen(sql) + 1);
+}
+
+void h_wb_parse(struct h_wbuf *w, const char *stmt, const char *sql)
+{
+	size_t at = h_wb_begin(w, 'P');
+
+	h_wb_putstr(w, stmt);
+	h_wb_putstr(w, sql);
+	h_wb_put16(w, 0);
+	h_wb_end(w, at);
+}
+
+void h_wb_bind(struct h_wbuf *w, const char *portal, const char *stmt, int nparams,
+               const char *const *values)
+{
+	size_t at = h_wb_begin(w, 'B');
+
+	h_wb_putstr(w, portal);
+	h_wb_putstr(w, stmt);
+	h_wb_put16(w, 0); /* all parameters text */
+	h_wb_put16(w, (uint16_t)nparams);
+	for (int i = 0; i < nparams; i++) {
+		if (values[i] == NULL) {
+			h_wb_put32(w, 0xffffffffu);
+		} else {
+			h_wb_put32(w, (uint32_t)strlen(values[i]));
+			h_wb_put(w, values[i], strlen(values[i]));
+		}
+	}
+	h_wb_put16(w, 0); /* all results text */
+	h_wb_end(w, at);
+}
+
+void h_wb_describe(struct h_wbuf *w, char kind, const char *name)
+{
+	size_t at = h_wb_begin(w, 'D');
+
+	h_wb_put(w, &kind, 1);
+	h_wb_putstr(w, name);
+	h_wb_end(w, at);
+}
+
+void h_wb_close(struct h_wbuf *w, char kind, const char *name)
+{
+	size_t at = h_wb_begin(w, 'C');
+
+	h_wb_put(w, &kind, 1);
+	h_wb_putstr(w, name);
+	h_wb_end(w, at);
+}
+
+void h_wb_execute(struct h_wbuf *w, const char *portal, uint32_t max_rows)
+{
+	size_t at = h_wb_begin(w, 'E');
+
+	h_wb_putstr(w, portal);
+	h_wb_put32(w, max_rows);
+	h_wb_end(w, at);
+}
+
+void h_wb_sync(struct h_wbuf *w)
+{
+	h_wb_msg(w, 'S', NULL, 0);
+}
+
+void h_wb_flush(struct h_wbuf *w)
+{
+	h_wb_msg(w, 'H', NULL, 0);
+}
+
+void h_wb_copy_data(struct h_wbuf *w, const void *data, size_t len)
+{
+	h_wb_msg(w, 'd', data, len);
+}
+
+void h_wb_copy_done(struct h_wbuf *w)
+{
+	h_wb_msg(w, 'c', NULL, 0);
+}
+
+void h_wb_copy_fail(struct h_wbuf *w, const char *msg)
+{
+	h_wb_msg(w, 'f', msg, strlen(msg) + 1);
+}
+
+void h_wb_fcall(struct h_wbuf *w, uint32_t oid, int nargs, const char *const *args)
+{
+	size_t at = h_wb_begin(w, 'F');
+
+	h_wb_put32(w, oid);
+	h_wb_put16(w, 1);
+	h_wb_put16(w, 0); /* text arguments */
+	h_wb_put16(w, (uint16_t)nargs);
+	for (int i = 0; i < nargs; i++) {
+		if (args[i] == NULL) {
+			h_wb_put32(w, 0xffffffffu);
+		} else {
+			h_wb_put32(w, (uint32_t)strlen(args[i]));
+			h_wb_put(w, args[i], strlen(args[i]));
+		}
+	}
+	h_wb_put16(w, 0); /* text result */
+	h_wb_end(w, at);
+}
+
+bool h_wb_send(int fd, struct h_wbuf *w)
+{
+	bool ok = h_raw_send(fd, w->b, w->n);
+
+	w->n = 0;
+	return ok;
+}
+
+void h_conn_init(struct h_conn *c, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+}
+
+void h_conn_close(struct h_conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+int h_conn_read(struct h_conn *c, struct h_bmsg *m, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+
+	for (;;) {
+		size_t have = c->w - c->r;
+
+		if (have >= 5) {
+			uint32_t len = h_get32(c->buf + c->r + 1);
+
+			if (len < 4 || len > 0x40000000u)
+				return -1;
+			if (have >= (size_t)len + 1) {
+				m->type = c->buf[c->r];
+				m->len = len;
+				m->body = c->buf + c->r + 5;
+				m->n = len - 4;
+				c->r += (size_t)len + 1;
+				return 1;
+			}
+			if ((size_t)len + 1 > c->cap - c->r) {
+				/* Make room: move the partial message to the front, grow. */
+				memmove(c->buf, c->buf + c->r, have);
+				c->w = have;
+				c->r = 0;
+				if ((size_t)len + 1 > c->cap) {
+					c->cap = (size_t)len + 1 + 65536;
+					c->buf = realloc(c->buf, c->cap);
+					if (c->buf == NULL)
+						h_bail("out of memory");
+				}
+			}
+		}
+		if (c->r == c->w)
+			c->r = c->w = 0;
+		if (c->cap - c->w < 65536) {
+			if (c->r > 0) {
+				memmove(c->buf, c->buf + c->r, c->w - c->r);
+				c->w -= c->r;
+				c->r = 0;
+			}
+			if (c->cap - c->w < 65536) {
+				c->cap = c->cap ? c->cap * 2 : 262144;
+				c->buf = realloc(c->buf, c->cap);
+				if (c->buf == NULL)
+					h_bail("out of memory");
+			}
+		}
+		{
+			struct pollfd p = {.fd = c->fd, .events = POLLIN};
+			int64_t left = deadline - h_now_ms();
+			ssize_t r;
+
+			if (left <= 0)
+				return -1;
+			if (poll(&p, 1, (int)left) <= 0)
+				continue;
+			r = recv(c->fd, c->buf + c->w, c->cap - c->w, 0);
+			if (r == -1 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (r <= 0)
+				return 0;
+			c->w += (size_t)r;
+		}
+	}
+}
+
+const char *h_bmsg_field(const struct h_bmsg *m, char code)
+{
+	size_t i = 0;
+
+	if (m->type != 'E' && m->type != 'N')
+		return NULL;
+	while (i < m->n && m->body[i] != '\0') {
+		char f = m->body[i++];
+		size_t len = strnlen(m->body + i, m->n - i);
+
+		if (f == code)
+			return h_fmt("%.*s", (int)len, m->body + i);
+		i += len + 1;
+	}
+	return NULL;
+}
+
+uint32_t h_be32(const void *p)
+{
+	return h_get32(p);
+}
+
+uint16_t h_be16(const void *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return ntohs(v);
+}
+
+bool h_raw_send_startup_kv(int fd, const char *const *kv)
+{
+	struct h_wbuf w = {0};
+	bool ok;
+
+	h_wb_put32(&w, 0);
+	h_wb_put32(&w, H_PROTO_V3);
+	for (size_t i = 0; kv && kv[i] && kv[i + 1]; i += 2) {
+		h_wb_putstr(&w, kv[i]);
+		h_wb_putstr(&w, kv[i + 1]);
+	}
+	h_wb_put(&w, "", 1);
+	h_put32(w.b, (uint32_t)w.n);
+	ok = h_raw_send(fd, w.b, w.n);
+	h_wb_free(&w);
+	return ok;
+}
+
+bool h_conn_login(struct h_conn *c, int port, const char *const *kv, const char *password,
+                  char sqlstate[6], void (*on_msg)(const struct h_bmsg *, void *), void *arg)
+{
+	int64_t deadline = h_now_ms() + 15000;
+	struct h_bmsg m;
+	bool authed = false;
+
+	h_conn_init(c, h_raw_connect(port));
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	if (c->fd < 0 || !h_raw_send_startup_kv(c->fd, kv)) {
+		tap_diag("login: cannot connect to port %d", port);
+		h_conn_close(c);
+		return false;
+	}
+	for (;;) {
+		int64_t left = deadline - h_now_ms();
+
+		if (left <= 0 || h_conn_read(c, &m, (int)left) != 1) {
+			tap_diag("login: no answer or connection closed");
+			break;
+		}
+		if (m.type == 'E') {
+			const char *code = h_bmsg_field(&m, 'C');
+
+			if (sqlstate)
+				snprintf(sqlstate, 6, "%s", code ? code : "");
+			tap_diag("login failed: %s %s", code ? code : "",
+			         h_bmsg_field(&m, 'M') ? h_bmsg_field(&m, 'M') : "");
+			break;
+		}
+		if (m.type == 'R' && m.n >= 4) {
+			uint32_t code = h_get32(m.body);
+
+			if (code == 0) {
+				authed = true;
+				continue;
+			}
+			if (code == 3 && password) {
+				struct h_wbuf w = {0};
+
+				h_wb_msg(&w, 'p', password, strlen(password) + 1);
+				if (!h_wb_send(c->fd, &w)) {
+					h_wb_free(&w);
+					break;
+				}
+				h_wb_free(&w);
+				continue;
+			}
+			tap_diag("login: unsupported authentication request %u", code);
+			break;
+		}
+		if (authed && on_msg)
+			on_msg(&m, arg);
+		if (m.type == 'Z')
+			return true;
+	}
+	h_conn_close(c);
+	return false;
+}
+
+int h_conn_until_ready(struct h_conn *c, int nz, int timeout_ms,
+                       void (*on_msg)(const struct h_bmsg *, void *), void *arg)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	struct h_bmsg m;
+	int seen = 0;
+
+	for (;;) {
+		int64_t left = deadline - h_now_ms();
+		int r = left > 0 ? h_conn_read(c, &m, (int)left) : -1;
+
+		if (r != 1)
+			return r == 0 ? 0 : -1;
+		if (on_msg)
+			on_msg(&m, arg);
+		if (m.type == 'Z' && ++seen >= nz)
+			return m.n >= 1 ? (unsigned char)m.body[0] : 'I';
+	}
+}
+
+bool h_pg_exec_db(const char *db, const char *sql)
+{
+	PGconn *c = PQconnectdb(h_fmt("host=%s port=%d user=postgres dbname=%s connect_timeout=10",
+	                              H.dir, H.pgport, db));
+	bool ok;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		tap_diag("superuser connection to %s failed: %s", db, PQerrorMessage(c));
+		PQfinish(c);
+		return false;
+	}
+	ok = h_exec(c, sql);
+	PQfinish(c);
+	return ok;
+}
+
+/* ==== additions for the pool, timeout and outage tests ================== */
+
+/* pg_ctl ACTION with the cluster's data directory, log and port. */
+static bool h_pg_ctl(const char *action, const char *what)
+{
+	const char *out = h_fmt("%s/pg_ctl.out", H.dir);
+	const char *argv[] = {h_fmt("%s/pg_ctl", h_pg_bindir()),
+	                      "-D",
+	                      H.pgdata,
+	                      "-l",
+	                      H.pglog,
+	                      "-o",
+	                      h_fmt("-p %d", H.pgport),
+	                      "-m",
+	                      "fast",
+	                      "-w",
+	                      "-t",
+	                      "60",
+	                      action,
+	                      NULL};
+	long start = h_file_size(out);
+	int rc;
+
+	/* The superuser connection dies with the server: drop it, reconnect on demand. */
+	if (H.admin) {
+		PQfinish(H.admin);
+		H.admin = NULL;
+	}
+	rc = h_run_pg(argv, out, 90000);
+	if (rc != 0) {
+		h_diag_file_from(h_fmt("pg_ctl %s output", action), out, start, 20);
+		tap_diag("%s: pg_ctl %s failed (status %d)", what, action, rc);
+		return false;
+	}
+	H.pg_started = true;
+	return true;
+}
+
+bool h_pg_stop(void)
+{
+	return h_pg_ctl("stop", "h_pg_stop");
+}
+
+bool h_pg_start_again(void)
+{
+	return h_pg_ctl("start", "h_pg_start_again");
+}
+
+bool h_pg_restart(void)
+{
+	return h_pg_ctl("restart", "h_pg_restart");
+}
+
+/* The superuser connection, or NULL (no bail-out) when PostgreSQL does not answer. */
+static PGconn *h_admin_quiet(void)
+{
+	if (H.admin && PQstatus(H.admin) == CONNECTION_OK)
+		return H.admin;
+	if (H.admin)
+		PQfinish(H.admin);
+	H.admin = PQconnectdb(h_fmt("host=%s port=%d user=postgres dbname=postgres "
+	                            "connect_timeout=10",
+	                            H.dir, H.pgport));
+	if (PQstatus(H.admin) != CONNECTION_OK) {
+		PQfinish(H.admin);
+		H.admin = NULL;
+	}
+	return H.admin;
+}
+
+/* First value of SQL on the superuser connection (reconnecting once), or NULL. */
+static const char *h_admin_value_quiet(const char *sql)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGconn *c = h_admin_quiet();
+		PGresult *r;
+		const char *v = NULL;
+
+		if (c == NULL)
+			return NULL;
+		r = PQexec(c, sql);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0) {
+			v = h_fmt("%s", PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+			PQclear(r);
+			return v;
+		}
+		if (attempt == 1 || PQstatus(c) == CONNECTION_OK)
+			tap_diag("query \"%.60s\" failed: %s", sql,
+			         r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+		PQclear(r);
+		if (PQstatus(c) == CONNECTION_OK)
+			return NULL;
+		/* A connection broken by a server restart: reconnect and retry once. */
+	}
+	return NULL;
+}
+
+/* The WHERE clause selecting the client backends of DB and USER. */
+static const char *h_backends_where(const char *db, const char *user)
+{
+	return h_fmt("backend_type = 'client backend' AND pid <> pg_backend_pid()%s%s",
+	             db ? h_fmt(" AND datname = '%s'", db) : "",
+	             user ? h_fmt(" AND usename = '%s'", user) : " AND usename <> 'postgres'");
+}
+
+int h_pg_backends(const char *db, const char *user)
+{
+	const char *v = h_admin_value_quiet(
+	    h_fmt("SELECT count(*) FROM pg_stat_activity WHERE %s", h_backends_where(db, user)));
+
+	return v ? atoi(v) : -1;
+}
+
+int h_pg_wait_backends(const char *db, const char *user, int want, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+	int n;
+
+	while ((n = h_pg_backends(db, user)) != want && h_now_ms() < deadline)
+		h_sleep_ms(100);
+	return n;
+}
+
+const char *h_pg_backend_pids(const char *db, const char *user)
+{
+	return h_admin_value_quiet(
+	    h_fmt("SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') "
+	          "FROM pg_stat_activity WHERE %s",
+	          h_backends_where(db, user)));
+}
+
+int h_pg_terminate(const char *db, const char *user)
+{
+	const char *v = h_admin_value_quiet(
+	    h_fmt("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE %s",
+	          h_backends_where(db, user)));
+
+	return v ? atoi(v) : -1;
+}
+
+int h_blackhole_listen(int *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd == -1)
+		h_bail("socket: %s", strerror(errno));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, 64) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1)
+		h_bail("black-hole listener: %s", strerror(errno));
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+bool h_lease_try_start(void)
+{
+	const char *bin = h_lease_bin();
+
+	if (access(bin, X_OK) != 0) {
+		tap_diag("pglease binary %s not found or not executable", bin);
+		return false;
+	}
+	if (H.lease_pid > 0) {
+		tap_diag("h_lease_try_start: pglease is already running");
+		return false;
+	}
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		const char *argv[] = {bin, H.lease_ini, NULL};
+		int64_t deadline = h_now_ms() + 10000;
+		FILE *f = fopen(H.lease_err, "ae");
+
+		if (f) {
+			fprintf(f, "---- starting %s %s\n", bin, H.lease_ini);
+			fclose(f);
+		}
+		H.lease_err_start = h_file_size(H.lease_err);
+		H.lease_pid = h_spawn(argv, NULL, H.lease_err);
+		if (H.lease_pid == -1) {
+			tap_diag("cannot fork pglease: %s", strerror(errno));
+			return false;
+		}
+		while (h_lease_alive()) {
+			if (h_port_open(H.lease_port)) {
+				H.lease_log_seen = h_file_size(H.lease_log);
+				return true;
+			}
+			if (h_now_ms() > deadline) {
+				tap_diag("pglease does not accept connections on port %d after 10 s",
+				         H.lease_port);
+				h_lease_stop();
+				return false;
+			}
+			h_sleep_ms(50);
+		}
+		if (attempt < 3 && h_lease_stderr_has("in use")) {
+			tap_diag("port %d was taken meanwhile; retrying pglease on another",
+			         H.lease_port);
+			h_lease_config(H.cfg_auth, H.cfg_dbs, H.cfg_extra, H.cfg_users);
+			continue;
+		}
+		tap_diag("pglease exited during start-up (status %d)", H.lease_status);
+		h_diag_file_from("pglease stderr", H.lease_err, H.lease_err_start, 40);
+		h_diag_file("config", H.lease_ini, 80);
+		return false;
+	}
+	return false;
+}
+
+bool h_lease_try_restart(const char *auth_type, const char *databases, const char *extra,
+                         const char *userlist)
+{
+	h_lease_stop();
+	h_lease_config(auth_type, databases, extra, userlist);
+	return h_lease_try_start();
+}
+
+bool h_wait_conn_closed(PGconn *conn, int timeout_ms)
+{
+	int64_t deadline = h_now_ms() + timeout_ms;
+
+	while (PQstatus(conn) != CONNECTION_BAD) {
+		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+		int64_t left = deadline - h_now_ms();
+
+		if (p.fd < 0)
+			break;
+		if (left <= 0)
+			return false;
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		if (!PQconsumeInput(conn))
+			break;
+		/* Parse what came (an unsolicited error is passed on as a notice). */
+		while (!PQisBusy(conn)) {
+			PGresult *r = PQgetResult(conn);
+
+			if (r == NULL)
+				break;
+			PQclear(r);
+		}
+	}
+	return true;
+}

@@ -309,4 +309,151 @@ bool h_raw_login(int fd, const char *user, const char *password, const char *db,
 /* Open a new connection to PORT and send a CancelRequest for PID/KEY; true when sent. */
 bool h_raw_cancel(int port, uint32_t pid, uint32_t key);
 
+/* ==== additions for the transaction-pooling and differential tests ====== */
+/*
+ * A frontend message builder, a buffered reader of whole backend messages of
+ * any size, startup with arbitrary parameters, and pg_hba.conf additions.
+ * Nothing above this line depends on them.
+ */
+
+/* Append LINE (no newline needed) to pg_hba.conf, then pg_reload_conf(); bails on failure. */
+void h_pg_hba_add(const char *line);
+
+/* Frontend messages accumulated in memory, sent with h_wb_send(). */
+struct h_wbuf {
+	char *b;
+	size_t n, cap;
+};
+
+void h_wb_free(struct h_wbuf *w);
+/* One message TYPE with BODY of LEN bytes. */
+void h_wb_msg(struct h_wbuf *w, char type, const void *body, size_t len);
+void h_wb_query(struct h_wbuf *w, const char *sql);
+/* Parse: statement name STMT ("" unnamed), SQL, no parameter types (the server infers them). */
+void h_wb_parse(struct h_wbuf *w, const char *stmt, const char *sql);
+/* Bind with NPARAMS text parameters (a NULL entry is SQL NULL), text results. */
+void h_wb_bind(struct h_wbuf *w, const char *portal, const char *stmt, int nparams,
+               const char *const *values);
+/* Describe / Close: KIND 'S' statement or 'P' portal. */
+void h_wb_describe(struct h_wbuf *w, char kind, const char *name);
+void h_wb_close(struct h_wbuf *w, char kind, const char *name);
+void h_wb_execute(struct h_wbuf *w, const char *portal, uint32_t max_rows);
+void h_wb_sync(struct h_wbuf *w);
+void h_wb_flush(struct h_wbuf *w);
+void h_wb_copy_data(struct h_wbuf *w, const void *data, size_t len);
+void h_wb_copy_done(struct h_wbuf *w);
+void h_wb_copy_fail(struct h_wbuf *w, const char *msg);
+/* FunctionCall of OID with NARGS text arguments (NULL entry: SQL NULL), text result. */
+void h_wb_fcall(struct h_wbuf *w, uint32_t oid, int nargs, const char *const *args);
+/* Send everything accumulated and empty the buffer; false on a send error. */
+bool h_wb_send(int fd, struct h_wbuf *w);
+
+/* A socket with a read buffer that yields whole backend messages of any size. */
+struct h_conn {
+	int fd;
+	char *buf;
+	size_t cap, r, w;
+};
+
+/* One message; BODY points into the connection's buffer until the next read. */
+struct h_bmsg {
+	char type;
+	uint32_t len; /* length word (includes itself) */
+	const char *body;
+	size_t n; /* body bytes (len - 4) */
+};
+
+/* Take FD (may be -1); h_conn_close() closes it. */
+void h_conn_init(struct h_conn *c, int fd);
+void h_conn_close(struct h_conn *c);
+/* Read one message within TIMEOUT_MS: 1 read, 0 EOF/reset, -1 timeout or bad length. */
+int h_conn_read(struct h_conn *c, struct h_bmsg *m, int timeout_ms);
+/* Field CODE of an ErrorResponse/NoticeResponse, or NULL (copied, owned by the harness). */
+const char *h_bmsg_field(const struct h_bmsg *m, char code);
+/* Big-endian helpers for message bodies. */
+uint32_t h_be32(const void *p);
+uint16_t h_be16(const void *p);
+
+/* Startup packet v3 with KV = {name, value, ..., NULL}. */
+bool h_raw_send_startup_kv(int fd, const char *const *kv);
+
+/*
+ * Connect to 127.0.0.1:PORT and log in with startup parameters KV, answering a
+ * cleartext password request with PASSWORD.  ON_MSG (may be NULL) sees every
+ * message after authentication up to and including ReadyForQuery.  Returns
+ * true and C set up when logged in; on failure C is closed, SQLSTATE (if not
+ * NULL) gets the server's code and the error message is printed as a diag.
+ */
+bool h_conn_login(struct h_conn *c, int port, const char *const *kv, const char *password,
+                  char sqlstate[6], void (*on_msg)(const struct h_bmsg *, void *), void *arg);
+
+/*
+ * Read until ReadyForQuery number NZ (counting from 1) within TIMEOUT_MS,
+ * calling ON_MSG (may be NULL) on each message.  Returns the status byte of
+ * the last ReadyForQuery, 0 on EOF, -1 on timeout.
+ */
+int h_conn_until_ready(struct h_conn *c, int nz, int timeout_ms,
+                       void (*on_msg)(const struct h_bmsg *, void *), void *arg);
+
+/* Run SQL as the superuser in database DB (a separate connection); false and a diag on error. */
+bool h_pg_exec_db(const char *db, const char *sql);
+
+/* ==== additions for the pool, timeout and outage tests ================== */
+/*
+ * Stopping and restarting PostgreSQL on its port, counting its backends in
+ * pg_stat_activity, a TCP listener that never answers, and a pglease start
+ * that reports failure instead of bailing out.  Nothing above depends on them.
+ */
+
+/* pg_ctl stop -m fast (waits until stopped); false and a diag on failure. */
+bool h_pg_stop(void);
+
+/* Start the cluster again, on the same port, after h_pg_stop(); false and a diag on failure. */
+bool h_pg_start_again(void);
+
+/* pg_ctl restart -m fast on the same port, waiting until it accepts connections. */
+bool h_pg_restart(void);
+
+/*
+ * Client backends in pg_stat_activity of database DB and role USER (NULL: any
+ * database / any role but the superuser "postgres"), not counting the
+ * harness's own connection.  -1 when PostgreSQL cannot be asked (no bail-out).
+ */
+int h_pg_backends(const char *db, const char *user);
+
+/* Poll h_pg_backends() every 100 ms for up to TIMEOUT_MS until it equals WANT; the last count. */
+int h_pg_wait_backends(const char *db, const char *user, int want, int timeout_ms);
+
+/* The pids of those backends, sorted, comma separated ("" when none); NULL on error. */
+const char *h_pg_backend_pids(const char *db, const char *user);
+
+/* pg_terminate_backend() on each of those backends; how many, -1 on error. */
+int h_pg_terminate(const char *db, const char *user);
+
+/*
+ * A TCP socket listening on 127.0.0.1 that never accepts: the kernel completes
+ * the handshakes and nobody ever sends a byte.  *PORT gets its port.  Returns
+ * the fd (the caller closes it); bails out on failure.
+ */
+int h_blackhole_listen(int *port);
+
+/*
+ * h_lease_start() that returns false with diagnostics (pglease's stderr)
+ * instead of bailing out when pglease exits during start-up or does not
+ * listen within 10 s.  Use it for configurations with keys that may not
+ * exist yet, so that the rest of the program still runs.
+ */
+bool h_lease_try_start(void);
+
+/* h_lease_stop(), h_lease_config() with these arguments, h_lease_try_start(). */
+bool h_lease_try_restart(const char *auth_type, const char *databases, const char *extra,
+                         const char *userlist);
+
+/*
+ * Wait up to TIMEOUT_MS until libpq sees that the peer closed CONN (PQstatus
+ * becomes CONNECTION_BAD).  Anything received meanwhile is parsed and
+ * dropped (notices go to CONN's notice receiver).  True when it closed.
+ */
+bool h_wait_conn_closed(PGconn *conn, int timeout_ms);
+
 #endif
