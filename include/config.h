@@ -91,6 +91,10 @@ struct config {
 	double query_wait_timeout;       /* 120 */
 	double idle_transaction_timeout; /* 0 */
 	double autodb_idle_timeout;      /* 3600 */
+	double overflow_idle_timeout;    /* 0: close overflow servers when released */
+	double query_wait_notify;        /* 5 */
+	double transaction_timeout;      /* 0 */
+	bool server_round_robin;         /* false: LIFO */
 	char *logfile;                   /* "" */
 	char *pidfile;                   /* "" */
 	char *admin_users;               /* comma list, "" */

@@ -24,6 +24,15 @@
 struct client;
 struct server;
 
+/* Counters shared by every pool of one database name (db limits) or one user
+ * name (user limits): server connections and logged-in clients. */
+struct pool_limit {
+	struct list node; /* in rt.db_limits or rt.user_limits */
+	unsigned servers;
+	unsigned clients;
+	char name[];
+};
+
 struct pool_param {
 	char *name;
 	char *value;
@@ -42,7 +51,17 @@ struct pool {
 	char *password; /* from the database entry, or NULL */
 	int pool_size;
 	int max_overflow;
+	int reserve_pool_size;
+	int min_pool_size;
+	int max_db_connections;   /* 0: unlimited */
+	int max_user_connections; /* 0: unlimited */
 	enum pool_mode mode;
+	bool autodb;         /* made from the "*" entry: freed after autodb_idle_timeout */
+	bool dying;          /* being freed: open nothing more */
+	uint64_t idle_since; /* autodb: when it last had no clients */
+
+	struct pool_limit *db_limit;   /* this database's server count */
+	struct pool_limit *user_limit; /* this login user's server count */
 
 	struct list idle_servers;
 	struct list active_servers;
@@ -52,6 +71,8 @@ struct pool {
 	struct list clients; /* logged in: idle or active */
 	unsigned n_servers;
 	uint64_t login_fail_time; /* last failed server login (no relaunch for server_login_retry) */
+	char login_error[256];    /* its message, told to clients during the retry wait */
+	char login_sqlstate[6];
 
 	/* what a new client is told at login: the first server's ParameterStatus */
 	struct pool_param *params;
@@ -74,6 +95,19 @@ struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *
  * target (host, port, dbname, password) changed: the caller retires the
  * servers connected to the old one. */
 bool pool_reconfigure(struct pool *pool, const struct cfg_db *db);
+/* A server of POOL is being opened: take its slot in every limit.  The one
+ * place slots are taken; pool_server_gone() is the one place they return. */
+void pool_slot_take(struct pool *pool);
+/* Count a logged-in CLIENT against the client limits of its pool's database
+ * and its user.  False (and the client failed with 53300) when over. */
+bool pool_client_admit(struct pool *pool, struct client *client)
+	__attribute__((warn_unused_result));
+/* Give back what pool_client_admit() took. */
+void pool_client_gone(struct client *client);
+/* Open servers while clients wait for more than are coming, within the limits. */
+void pool_launch(struct pool *pool);
+/* Free POOL when nothing uses it (autodb_idle_timeout); true when freed. */
+bool pool_try_free(struct pool *pool);
 /* Lease a server to CLIENT: true when linked at once, false when the client
  * now waits (a server is launched if the pool has room). */
 bool pool_lease(struct pool *pool, struct client *client);
@@ -91,8 +125,6 @@ void pool_login_failed(struct pool *pool, const char *sqlstate, const char *msg)
 /* Remember the first server's ParameterStatus values as the pool's welcome. */
 bool pool_set_welcome(struct pool *pool, const struct pool_param *params, size_t n)
 	__attribute__((warn_unused_result));
-/* Periodic work: relaunch after server_login_retry, wait timeouts. */
-void pool_maintain(uint64_t now);
 /* Close every server and free every pool (shutdown). */
 void pool_free_all(void);
 

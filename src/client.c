@@ -97,6 +97,7 @@ void client_set_state(struct client *c, enum client_state state)
 		break;
 	case CL_IDLE:
 	case CL_ACTIVE:
+		c->last_active = rt_now_usec();
 		list_append(pool != NULL ? &pool->clients : &rt.admin_clients, &c->node);
 		break;
 	case CL_CLOSED:
@@ -144,6 +145,8 @@ void client_close(struct client *c, const char *reason)
 			 c->dbname ? c->dbname : "-", c->user ? c->user : "-", reason);
 	if (c->server != NULL)
 		pool_release(c->server, true);
+	if (c->pool != NULL)
+		pool_client_gone(c);
 	if (c->hash_node.next != NULL)
 		list_del(&c->hash_node);
 	sbuf_close(&c->sb);
@@ -276,6 +279,8 @@ static void auth_done(struct client *c)
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
+	if (!pool_client_admit(c->pool, c))
+		return;
 	if (c->scram != NULL && scram_server_client_key(c->scram, key) && !c->pool->forced_user) {
 		const struct auth_entry *e = auth_file_find(rt.auth, c->user);
 
@@ -681,8 +686,14 @@ static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr
 	}
 	if (c->server == NULL && !pool_lease(c->pool, c))
 		return SBUF_STOP;
-	if (c->state != CL_ACTIVE)
+	if (c->state != CL_ACTIVE) {
 		client_set_state(c, CL_ACTIVE);
+	} else if (c->server->req_count == 0) {
+		/* A new request batch: keep pool->clients in order of activity. */
+		c->last_active = rt_now_usec();
+		list_del(&c->node);
+		list_append(&c->pool->clients, &c->node);
+	}
 	if (c->pool->mode != POOL_SESSION && rt.cfg->max_prepared_statements > 0)
 		return prepared_client_msg(c, hdr, data, avail);
 	if (!server_note_request(c->server, hdr->type, hdr->len, 0, NULL)) {
