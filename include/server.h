@@ -90,6 +90,9 @@ void server_link(struct server *server, struct client *client);
 void server_unlink(struct server *server);
 /* Send server_reset_query; the server reports ready through pool_server_ready(). */
 void server_reset(struct server *server);
+/* Roll back the transaction a departed client left open (then reset when
+ * THEN_RESET); ready again through pool_server_ready(). */
+void server_rollback(struct server *server, bool then_reset);
 /* Send server_check_query before a lease; ready through pool_server_ready(). */
 void server_check(struct server *server);
 /* Record a request sent to the server (PS: referenced while queued).  False on OOM. */

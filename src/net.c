@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -29,6 +30,37 @@ struct listener {
 static struct listener listeners[MAX_LISTENERS];
 static int n_listeners;
 static net_accept_fn accept_cb;
+/* A descriptor held back for the moment the limit is reached: freeing it lets
+ * us accept one client just to tell it why, instead of leaving it hanging. */
+static int reserve_fd = -1;
+
+/* Out of descriptors: accept one pending client, send it a FATAL 53300, close. */
+static void refuse_one(int lfd)
+{
+	static const char msg[] = "SFATAL\0C53300\0Mno more connections allowed: pglease is "
+				  "out of file descriptors (raise ulimit -n)\0";
+	uint8_t pkt[1 + 4 + sizeof(msg) + 1];
+	uint32_t len = (uint32_t)(4 + sizeof(msg) + 1);
+	int cfd;
+
+	if (reserve_fd == -1)
+		return;
+	close(reserve_fd);
+	reserve_fd = -1;
+	cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (cfd != -1) {
+		pkt[0] = 'E';
+		pkt[1] = (uint8_t)(len >> 24);
+		pkt[2] = (uint8_t)(len >> 16);
+		pkt[3] = (uint8_t)(len >> 8);
+		pkt[4] = (uint8_t)len;
+		memcpy(pkt + 5, msg, sizeof(msg));
+		pkt[5 + sizeof(msg)] = '\0';
+		(void)!send(cfd, pkt, sizeof(pkt), MSG_NOSIGNAL);
+		close(cfd);
+	}
+	reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
@@ -44,7 +76,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 
 		if (cfd == -1) {
 			if (errno == EMFILE || errno == ENFILE)
-				net_pause_listeners(true);
+				refuse_one(fd);
 			return;
 		}
 		if (!l->is_unix)
@@ -184,6 +216,8 @@ bool net_listen_all(struct event_base *base, const struct config *cfg, net_accep
 	char *addrs, *tok, *save = NULL;
 
 	accept_cb = cb;
+	if (reserve_fd == -1)
+		reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	addrs = strdup(cfg->listen_addr ? cfg->listen_addr : "");
 	if (addrs == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -227,6 +261,9 @@ void net_close_listeners(void)
 			unlink(listeners[i].path);
 	}
 	n_listeners = 0;
+	if (reserve_fd != -1)
+		close(reserve_fd);
+	reserve_fd = -1;
 }
 
 void net_pause_listeners(bool pause)

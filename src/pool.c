@@ -352,13 +352,22 @@ void pool_release(struct server *server, bool client_gone)
 	server_unlink(server);
 	if (!client_gone && client != NULL && client->state == CL_ACTIVE)
 		client_set_state(client, CL_IDLE);
+	bool reset = cfg->server_reset_query != NULL && cfg->server_reset_query[0] != '\0' &&
+		     (pool->mode == POOL_SESSION || cfg->server_reset_query_always);
+
 	if (!server_is_clean(server)) {
+		/* Left inside a transaction with nothing in flight: roll it back and
+		 * keep the connection (psycopg2 and friends close like this). */
+		if (client_gone && server->req_count == 0 && !server->unsynced &&
+		    !server->sb.failed) {
+			server_rollback(server, reset);
+			return;
+		}
 		server_close(server, client_gone ? "client disconnected with a query in progress"
 						 : "released while not idle");
 		return;
 	}
-	if (cfg->server_reset_query != NULL && cfg->server_reset_query[0] != '\0' &&
-	    (pool->mode == POOL_SESSION || cfg->server_reset_query_always)) {
+	if (reset) {
 		server_reset(server);
 		return;
 	}

@@ -887,6 +887,20 @@ void server_reset(struct server *server)
 		server_close(server, "could not send reset query");
 }
 
+void server_rollback(struct server *server, bool then_reset)
+{
+	server_set_state(server, SV_RESET);
+	if (!hidden_query(server, "ROLLBACK")) {
+		server_close(server, "could not send ROLLBACK");
+		return;
+	}
+	if (then_reset) {
+		pcache_clear(&server->pcache);
+		if (!hidden_query(server, rt.cfg->server_reset_query))
+			server_close(server, "could not send reset query");
+	}
+}
+
 void server_check(struct server *server)
 {
 	server_set_state(server, SV_CHECK);
