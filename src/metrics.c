@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stddef.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -45,6 +46,15 @@ static void put_label_value(struct evbuffer *b, const char *v)
 		else
 			evbuffer_add(b, v, 1);
 	}
+}
+
+/* A sample value: integers without a fraction, others with microsecond precision. */
+static void put_value(struct evbuffer *b, double v)
+{
+	if (v == floor(v) && fabs(v) < 1e15)
+		evbuffer_add_printf(b, "%.0f\n", v);
+	else
+		evbuffer_add_printf(b, "%.6f\n", v);
 }
 
 static void family(struct evbuffer *b, const char *name, const char *type, const char *help)
@@ -206,7 +216,7 @@ static void render_pool_gauges(struct evbuffer *b)
 				continue;
 			stats_pool_gauges(pool, now, &g);
 			pool_series(b, gauges[i].name, pool, NULL);
-			evbuffer_add_printf(b, "%.6f\n", gauge_value(pool, &g, gauges[i].v));
+			put_value(b, gauge_value(pool, &g, gauges[i].v));
 		}
 	}
 }
