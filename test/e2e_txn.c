@@ -52,8 +52,8 @@ static bool str_eq(const char *a, const char *b)
 
 static const char *userlist(void)
 {
-	return h_fmt("%s%s%s", h_userlist_line("alice", "alicepw"),
-	             h_userlist_line("bob", "bobpw"), h_userlist_line("trustuser", "trustpw"));
+	return h_fmt("%s%s%s", h_userlist_line("alice", "alicepw"), h_userlist_line("bob", "bobpw"),
+	             h_userlist_line("trustuser", "trustpw"));
 }
 
 static const char *databases(void)
@@ -350,8 +350,7 @@ static void no_leak(PGconn *a, PGconn *b, const char *name, const char *value)
 	a2 = h_value(a, show);
 	if (!h_ok(dflt && a1 && b1 && str_eq(b1, dflt) && str_eq(b2, dflt) && str_eq(a1, value) &&
 	              str_eq(a2, value),
-	          "params: SET %s on one client does not leak to the other (pool_size=1)",
-	          name))
+	          "params: SET %s on one client does not leak to the other (pool_size=1)", name))
 		tap_diag("default %s, other client saw %s then %s, setter saw %s then %s",
 		         dflt ? dflt : "?", b1 ? b1 : "?", b2 ? b2 : "?", a1 ? a1 : "?",
 		         a2 ? a2 : "?");
@@ -536,8 +535,7 @@ static void server_checks(void)
 	h_value(a, "SELECT 2");
 	n1 = h_value(d, "SELECT count(*) FROM check_log");
 	h_ok(n0 && str_eq(n0, n1),
-	     "check: a server reused within server_check_delay is not checked (%s -> %s)", n0,
-	     n1);
+	     "check: a server reused within server_check_delay is not checked (%s -> %s)", n0, n1);
 	h_sleep_ms(2500);
 	h_is_str(h_value(a, "SELECT 'after idle'"), "after idle",
 	         "check: the client's query after the idle time gets its own answer");
@@ -560,9 +558,8 @@ static void server_checks(void)
 		const char *gone = NULL;
 
 		for (int i = 0; i < 50; i++) {
-			gone = h_pg_value(
-			    h_fmt("SELECT count(*) FROM pg_stat_activity WHERE pid = %s",
-			          p1 ? p1 : "0"));
+			gone = h_pg_value(h_fmt(
+			    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", p1 ? p1 : "0"));
 			if (str_eq(gone, "0"))
 				break;
 			h_sleep_ms(100);
