@@ -35,8 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const roles[] = {"p_ovf",   "p_ovf2",  "p_rsv",   "p_norsv",
-                                    "p_min",   "p_cap_a", "p_cap_b", "p_capu"};
+static const char *const roles[] = {"p_ovf", "p_ovf2",  "p_rsv",   "p_norsv",
+                                    "p_min", "p_cap_a", "p_cap_b", "p_capu"};
 #define N_ROLES (sizeof(roles) / sizeof(roles[0]))
 
 static bool str_eq(const char *a, const char *b)
@@ -165,8 +165,7 @@ static void finish_all(PGconn **c, int n)
  * first commits.  PIDS gets the four backend pids.  Leaves every client
  * connected and idle in *C (5 of them).
  */
-static void burst(const char *db, const char *user, const char *what, PGconn **c,
-                  const char **pids)
+static void burst(const char *db, const char *user, const char *what, PGconn **c, const char **pids)
 {
 	const char *users[] = {user, NULL};
 	const char *val;
@@ -180,8 +179,8 @@ static void burst(const char *db, const char *user, const char *what, PGconn **c
 		tap_diag("pids %s %s %s %s", pids[0] ? pids[0] : "-", pids[1] ? pids[1] : "-",
 		         pids[2] ? pids[2] : "-", pids[3] ? pids[3] : "-");
 	n = h_pg_wait_backends("testdb", user, 4, 5000);
-	if (!h_ok(n == 4, "%s: PostgreSQL has 4 backends of %s while 4 transactions are open",
-	          what, user))
+	if (!h_ok(n == 4, "%s: PostgreSQL has 4 backends of %s while 4 transactions are open", what,
+	          user))
 		tap_diag("backends: %d", n);
 
 	r = send_query(c[4], "SELECT pg_backend_pid()") ? finish(c[4], 1500, users, &max_seen, &val)
@@ -291,8 +290,7 @@ static void reserve(void)
 		c[i] = client("norsv", "p_norsv");
 	p0 = begin_pid(c[0]);
 	p1 = begin_pid(c[1]);
-	r = send_query(c[2], "SELECT pg_backend_pid()") ? finish(c[2], 2500, NULL, NULL, &val)
-	                                                : 0;
+	r = send_query(c[2], "SELECT pg_backend_pid()") ? finish(c[2], 2500, NULL, NULL, &val) : 0;
 	if (!h_ok(r == -1, "no reserve: the third transaction keeps waiting (2.5 s)"))
 		tap_diag("finish %d, value %s", r, val ? val : "-");
 	h_exec(c[0], "COMMIT");
@@ -372,8 +370,8 @@ static void hard_cap(const char *what, const char *db_a, const char *user_a, con
 	h_ok(pa && pb, "%s: %s and %s each hold a transaction", what, user_a, user_b);
 	r = send_query(a2, "SELECT pg_backend_pid()") ? finish(a2, 2000, users, &max_seen, &val)
 	                                              : 0;
-	if (!h_ok(r == -1 && max_seen <= 2,
-	          "%s: a third client waits, never more than 2 backends", what))
+	if (!h_ok(r == -1 && max_seen <= 2, "%s: a third client waits, never more than 2 backends",
+	          what))
 		tap_diag("finish %d (value %s), most backends seen %d", r, val ? val : "-",
 		         max_seen);
 	h_exec(b1, "COMMIT");

@@ -33,7 +33,6 @@
  *   end                      pglease alive, exits 0 on SIGTERM without sanitizer
  *                            reports.
  */
-#define _GNU_SOURCE /* strcasestr */
 #include "harness.h"
 #include "tap.h"
 
@@ -58,10 +57,10 @@ static const char *databases(void)
 
 static bool restart(const char *auth, const char *extra, const char *what)
 {
-	return h_ok(h_lease_try_restart(auth, databases(),
-	                                h_fmt("pool_mode = transaction\nmax_client_conn = 100\n%s\n",
-	                                      extra),
-	                                userlist()),
+	return h_ok(h_lease_try_restart(
+	                auth, databases(),
+	                h_fmt("pool_mode = transaction\nmax_client_conn = 100\n%s\n", extra),
+	                userlist()),
 	            "pglease starts with %s", what);
 }
 
@@ -88,7 +87,8 @@ static bool fresh_transaction(const char *db)
 	PGconn *c = client(db);
 	const char *v = NULL;
 
-	if (PQstatus(c) == CONNECTION_OK && PQsendQuery(c, "SELECT now() = statement_timestamp()")) {
+	if (PQstatus(c) == CONNECTION_OK &&
+	    PQsendQuery(c, "SELECT now() = statement_timestamp()")) {
 		PGresult *r = h_wait_result(c, 15000);
 
 		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
@@ -210,7 +210,7 @@ static void query_wait_notify(void)
 		tap_diag("result %s: %s (want pid %s)",
 		         r ? PQresStatus(PQresultStatus(r)) : "none within 10 s",
 		         r && PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0)
-		                                                  : errtext(waiter, r),
+		                                                   : errtext(waiter, r),
 		         pid ? pid : "?");
 	PQclear(r);
 	PQfinish(waiter);
