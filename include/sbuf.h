@@ -64,6 +64,7 @@ struct sbuf {
 	bool blocked;   /* waiting for dst's queue to drain */
 	bool failed;    /* a write failed; the owner will be told */
 	bool closed;
+	bool resuming;  /* woken by sbuf_resume(): process the buffer first */
 	int fail_err;
 	uint32_t max_len; /* largest acceptable message */
 	sbuf_pkt_fn on_pkt;

@@ -169,6 +169,7 @@ static void unblock(struct sbuf *sb)
 	sb->blocked = false;
 	if (!sb->stopped && !sb->closed) {
 		event_add(&sb->ev_read, NULL);
+		sb->resuming = true;
 		event_active(&sb->ev_read, EV_READ, 0);
 	}
 }
@@ -187,7 +188,15 @@ void sbuf_set_dst(struct sbuf *sb, struct sbuf *dst)
 	sb->dst = dst;
 }
 
+/* Paused by the owner: bytes keep arriving into the buffer (so a departing
+ * peer is noticed and no epoll change is needed) until it is full. */
 void sbuf_pause(struct sbuf *sb)
+{
+	sb->stopped = true;
+}
+
+/* Stop reading altogether (an error the owner must act on). */
+static void halt(struct sbuf *sb)
 {
 	sb->stopped = true;
 	event_del(&sb->ev_read);
@@ -200,6 +209,7 @@ void sbuf_resume(struct sbuf *sb)
 	sb->stopped = false;
 	if (!sb->blocked) {
 		event_add(&sb->ev_read, NULL);
+		sb->resuming = true;
 		event_active(&sb->ev_read, EV_READ, 0);
 	}
 }
@@ -288,7 +298,7 @@ static void process(struct sbuf *sb)
 			goto out;
 		case PROTO_HDR_BAD:
 			span_flush(sb);
-			sbuf_pause(sb);
+			halt(sb);
 			sb->on_event(sb, SBUF_EV_PROTO, 0);
 			return;
 		case PROTO_HDR_OK:
@@ -315,12 +325,12 @@ static void process(struct sbuf *sb)
 			sb->want = 0;
 			span_flush(sb);
 			if (avail >= target || target > SBUF_MAX_FULL) {
-				sbuf_pause(sb);
+				halt(sb);
 				sb->on_event(sb, SBUF_EV_TOOBIG, (long)hdr.len);
 				return;
 			}
 			if (!make_room(sb, target)) {
-				sbuf_pause(sb);
+				halt(sb);
 				sb->on_event(sb, SBUF_EV_ERROR, ENOMEM);
 				return;
 			}
@@ -342,8 +352,16 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)what;
-	if (sb->closed || sb->stopped || sb->blocked)
+	if (sb->closed || sb->blocked)
 		return;
+	if (sb->resuming && !sb->stopped) {
+		/* Woken to work through what is buffered; epoll tells us about more. */
+		sb->resuming = false;
+		if (sb->in != NULL && sb->in->pos < sb->in->end) {
+			process(sb);
+			return;
+		}
+	}
 	if (sb->in == NULL) {
 		sb->in = iobuf_get(SBUF_IOBUF_SIZE);
 		if (sb->in == NULL) {
@@ -367,6 +385,17 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 			b->end += (size_t)n;
 			sb->bytes_in += (uint64_t)n;
 		}
+	} else if (sb->stopped) {
+		/* Paused and full: now really stop until resumed. */
+		event_del(&sb->ev_read);
+		return;
+	}
+	if (sb->stopped) {
+		if (b->pos == b->end) {
+			iobuf_put(b);
+			sb->in = NULL;
+		}
+		return;
 	}
 	process(sb);
 }
