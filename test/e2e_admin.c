@@ -21,7 +21,7 @@
  *               database, a broken file (old config kept, file:line in the
  *               error); SIGHUP
  *   shutdown    SHUTDOWN WAIT_FOR_CLIENTS waits for the last client;
- *               SHUTDOWN exits
+ *               SHUTDOWN exits; SIGINT waits for the servers; SIGQUIT exits
  */
 #include "harness.h"
 #include "tap.h"
@@ -1088,6 +1088,33 @@ static void test_shutdown(void)
 	h_is_int(h_lease_stop(), 0, "  with exit status 0");
 	PQfinish(t);
 	PQfinish(a);
+
+	/* SIGINT: SHUTDOWN WAIT_FOR_SERVERS waits for the session holding a server */
+	h_lease_start();
+	t = client("sessdb");
+	h_exec(t, "SELECT 1");
+	kill(h_lease_pid(), SIGINT);
+	h_sleep_ms(300);
+	h_ok(h_lease_alive(), "SIGINT: pglease waits while a session holds a server");
+	a = h_connect(h_lease_conninfo("alice", "alicepw", "txdb"));
+	h_ok(PQstatus(a) != CONNECTION_OK, "SIGINT: new connections are not accepted");
+	PQfinish(a);
+	PQfinish(t);
+	for (i = 0; i < 50 && h_lease_alive(); i++)
+		h_sleep_ms(100);
+	h_ok(!h_lease_alive(), "SIGINT: pglease exits once the server is released");
+	h_is_int(h_lease_stop(), 0, "  with exit status 0");
+
+	/* SIGQUIT: immediate */
+	h_lease_start();
+	t = client("sessdb");
+	h_exec(t, "SELECT 1");
+	kill(h_lease_pid(), SIGQUIT);
+	for (i = 0; i < 50 && h_lease_alive(); i++)
+		h_sleep_ms(100);
+	h_ok(!h_lease_alive(), "SIGQUIT: pglease exits at once with a session open");
+	h_is_int(h_lease_stop(), 0, "  with exit status 0");
+	PQfinish(t);
 }
 
 int main(void)
