@@ -832,11 +832,9 @@ static void apply_config(struct config *cfg, struct auth_file *auth)
 	}
 	if (cfg->verbose > 0)
 		log_threshold = cfg->verbose >= 2 ? LOG_LVL_NOISE : LOG_LVL_DEBUG;
-	if ((old->logfile == NULL) != (cfg->logfile == NULL) ||
-	    (cfg->logfile != NULL && old->logfile != NULL && strcmp(cfg->logfile, old->logfile)))
-		if (!log_open(cfg->logfile))
-			log_error("could not open logfile \"%s\": %s", cfg->logfile,
-			          strerror(errno));
+	/* Reopened every time, so RELOAD also serves log rotation. */
+	if (!log_open(cfg->logfile))
+		log_error("could not open logfile \"%s\": %s", cfg->logfile, strerror(errno));
 	reconfigure_pools();
 	if (old->stats_period != cfg->stats_period)
 		stats_reschedule();
