@@ -2039,8 +2039,9 @@ bool h_lease_try_start(void)
 				return true;
 			}
 			if (h_now_ms() > deadline) {
-				tap_diag("pglease does not accept connections on port %d after 10 s",
-				         H.lease_port);
+				tap_diag(
+				    "pglease does not accept connections on port %d after 10 s",
+				    H.lease_port);
 				h_lease_stop();
 				return false;
 			}
@@ -2066,6 +2067,32 @@ bool h_lease_try_restart(const char *auth_type, const char *databases, const cha
 	h_lease_stop();
 	h_lease_config(auth_type, databases, extra, userlist);
 	return h_lease_try_start();
+}
+
+static const char *h_phase = "";
+
+bool h_lease_phase_stop(void)
+{
+	if (H.lease_pid <= 0)
+		return true;
+	return h_lease_stop_ok(h_fmt("end of phase \"%s\"", h_phase));
+}
+
+bool h_lease_phase(const char *what, const char *auth_type, const char *databases,
+                   const char *extra, const char *userlist)
+{
+	h_lease_phase_stop();
+	h_phase = h_fmt("%s", what);
+	return h_ok(h_lease_try_restart(auth_type, databases, extra, userlist),
+	            "pglease starts with %s", what);
+}
+
+void h_lease_phase_end(void)
+{
+	if (H.lease_pid <= 0)
+		return;
+	h_ok(h_lease_alive(), "pglease is alive at the end of phase \"%s\"", h_phase);
+	h_lease_phase_stop();
 }
 
 bool h_wait_conn_closed(PGconn *conn, int timeout_ms)

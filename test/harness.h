@@ -450,6 +450,20 @@ bool h_lease_try_restart(const char *auth_type, const char *databases, const cha
                          const char *userlist);
 
 /*
+ * Programs that run pglease in phases, one configuration each.  h_lease_phase()
+ * ends the running phase with h_lease_stop_ok() (a test point naming it), then
+ * starts pglease with the new configuration (h_lease_try_restart()) and checks
+ * that with a point "pglease starts with WHAT"; it returns that result (on
+ * false, skip the phase's scenarios).  h_lease_phase_stop() only ends the
+ * running phase (true when none ran).  h_lease_phase_end() ends the last one
+ * with an "alive" point and h_lease_stop_ok().
+ */
+bool h_lease_phase(const char *what, const char *auth_type, const char *databases,
+                   const char *extra, const char *userlist);
+bool h_lease_phase_stop(void);
+void h_lease_phase_end(void);
+
+/*
  * Wait up to TIMEOUT_MS until libpq sees that the peer closed CONN (PQstatus
  * becomes CONNECTION_BAD).  Anything received meanwhile is parsed and
  * dropped (notices go to CONN's notice receiver).  True when it closed.
