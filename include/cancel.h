@@ -1,13 +1,24 @@
-/* cancel: fire-and-forget CancelRequest connections to PostgreSQL. */
+/*
+ * cancel: CancelRequest connections to PostgreSQL.
+ *
+ * A cancel is finished only when PostgreSQL closes the cancel connection
+ * (it has signalled the backend by then).  Until that moment the server it
+ * targets is not handed to another client -- otherwise the signal could land
+ * on the next client's query -- and the client that asked for the cancel
+ * keeps its connection open, as it would with PostgreSQL itself.
+ */
 #ifndef PGL_CANCEL_H
 #define PGL_CANCEL_H
 
-#include <stdint.h>
-#include <sys/socket.h>
+struct server;
+struct client;
 
-/* Connect to ADDR and send a CancelRequest carrying the backend's KEY (pid
- * and secret).  Asynchronous; failures are logged, never reported back. */
-void cancel_send(const struct sockaddr_storage *addr, socklen_t len, const uint8_t key[8]);
+/* Cancel what SERVER runs.  REQUESTER (or NULL) is the cancel connection of a
+ * client; it is closed when the cancel is done.  Failures are logged. */
+void cancel_send(struct server *server, struct client *requester);
+/* SERVER or REQUESTER is going away: forget it in pending cancels. */
+void cancel_forget_server(const struct server *server);
+void cancel_forget_client(const struct client *requester);
 /* Abandon cancel requests still in flight (shutdown). */
 void cancel_shutdown(void);
 

@@ -78,6 +78,7 @@ struct server {
 	uint64_t query_start; /* first outstanding request sent */
 	uint64_t ready_time;  /* last ReadyForQuery */
 	uint64_t cancel_time; /* a timeout sent a CancelRequest (0: none pending) */
+	unsigned cancels;     /* CancelRequests in flight for this server */
 	uint64_t xact_start;  /* first request after ReadyForQuery 'I' */
 };
 
@@ -93,6 +94,8 @@ void server_reset(struct server *server);
 /* Roll back the transaction a departed client left open (then reset when
  * THEN_RESET); ready again through pool_server_ready(). */
 void server_rollback(struct server *server, bool then_reset);
+/* The last cancel in flight for SERVER finished: release it if it is due. */
+void server_cancel_done(struct server *server);
 /* Send server_check_query before a lease; ready through pool_server_ready(). */
 void server_check(struct server *server);
 /* Record a request sent to the server (PS: referenced while queued).  False on OOM. */

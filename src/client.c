@@ -149,6 +149,8 @@ void client_close(struct client *c, const char *reason)
 		pool_client_gone(c);
 	if (c->hash_node.next != NULL)
 		list_del(&c->hash_node);
+	if (c->cancel_pending)
+		cancel_forget_client(c);
 	sbuf_close(&c->sb);
 	if (c->scram != NULL) {
 		scram_server_free(c->scram);
@@ -539,12 +541,14 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 			return;
 		}
 		target = client_by_cancel_key(data + 8);
-		if (target != NULL && target->server != NULL && target->server->state == SV_ACTIVE)
-			cancel_send(&target->server->addr, target->server->addr_len,
-				    target->server->cancel_key);
-		else
-			log_debug("C-%llu: cancel request for no running query",
-				  (unsigned long long)c->id);
+		if (target != NULL && target->server != NULL && target->server->state == SV_ACTIVE) {
+			/* This connection stays open until the cancel is done. */
+			sbuf_pause(&c->sb);
+			c->cancel_pending = true;
+			cancel_send(target->server, c);
+			return;
+		}
+		log_debug("C-%llu: cancel request for no running query", (unsigned long long)c->id);
 		client_close(c, NULL);
 		return;
 	}
@@ -662,6 +666,8 @@ static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr
 
 	switch (c->state) {
 	case CL_LOGIN:
+		if (c->cancel_pending)
+			return SBUF_STOP;
 		if (avail < hdr->len)
 			return SBUF_NEED_FULL;
 		login_pkt(c, hdr, data);

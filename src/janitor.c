@@ -112,7 +112,8 @@ static void idle_servers(struct pool *pool, uint64_t now)
 			why = "server_lifetime";
 		else if (above_min && idle > 0 && now - s->last_used >= idle)
 			why = "server_idle_timeout";
-		else if (above_min && pool->n_servers > (unsigned)pool->pool_size && overflow > 0 &&
+		else if (above_min && pool->max_overflow > 0 &&
+			 pool->n_servers > (unsigned)pool->pool_size && overflow > 0 &&
 			 now - s->last_used >= overflow)
 			why = "overflow_idle_timeout";
 		if (why != NULL)
@@ -124,7 +125,7 @@ static void idle_servers(struct pool *pool, uint64_t now)
 static void escalate(struct server *s, uint64_t now, const char *sqlstate, const char *what)
 {
 	if (s->req_count > 0 && s->cancel_time == 0) {
-		cancel_send(&s->addr, s->addr_len, s->cancel_key);
+		cancel_send(s, NULL);
 		s->cancel_time = now;
 		return;
 	}

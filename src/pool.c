@@ -383,7 +383,9 @@ static const char *retire_reason(const struct server *server)
 	if (cfg->server_lifetime > 0 &&
 	    rt_now_usec() - server->connect_time >= (uint64_t)(cfg->server_lifetime * 1e6))
 		return "server_lifetime";
-	if (pool->n_servers > (unsigned)pool->pool_size &&
+	/* SQLAlchemy's semantics where max_overflow is used; a PgBouncer-style
+	 * pool (reserve only) keeps its extra servers until server_idle_timeout. */
+	if (pool->max_overflow > 0 && pool->n_servers > (unsigned)pool->pool_size &&
 	    pool->n_servers > (unsigned)pool->min_pool_size && cfg->overflow_idle_timeout <= 0)
 		return "overflow connection released with no client waiting";
 	return NULL;

@@ -475,8 +475,20 @@ void sbuf_close(struct sbuf *sb)
 	if (sb->dst != NULL && sb->dst->feeder == sb)
 		sb->dst->feeder = NULL;
 	sb->dst = NULL;
-	if (sb->fd >= 0)
+	if (sb->fd >= 0) {
+		uint8_t scratch[4096];
+		int i;
+
+		/* A last try at queued bytes (often a FATAL error), then read what the
+		 * peer sent: closing with unread input makes the kernel send RST,
+		 * and the peer may lose our last message. */
+		if (sb->out_len > sb->out_pos)
+			(void)!send(sb->fd, sb->out + sb->out_pos, sb->out_len - sb->out_pos,
+				    MSG_NOSIGNAL);
+		for (i = 0; i < 16 && recv(sb->fd, scratch, sizeof(scratch), 0) > 0; i++)
+			;
 		close(sb->fd);
+	}
 	sb->fd = -1;
 	iobuf_put(sb->in);
 	sb->in = NULL;

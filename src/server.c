@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cancel.h"
 #include "client.h"
 #include "config.h"
 #include "dns.h"
@@ -37,7 +38,12 @@ void server_set_state(struct server *server, enum server_state state)
 	server->state = state;
 	switch (state) {
 	case SV_IDLE:
-		list_prepend(&pool->idle_servers, &server->node);
+		/* LIFO keeps the warmest leased and lets the coldest age out;
+		 * server_round_robin spreads the load instead. */
+		if (rt.cfg->server_round_robin)
+			list_append(&pool->idle_servers, &server->node);
+		else
+			list_prepend(&pool->idle_servers, &server->node);
 		break;
 	case SV_ACTIVE:
 		list_append(&pool->active_servers, &server->node);
@@ -681,10 +687,11 @@ static void refuse_transaction(struct server *s)
 		server_close(s, "could not roll back a statement-mode transaction");
 }
 
-/* After a request finished: hand the server back when the lease is over. */
+/* After a request finished: hand the server back when the lease is over.
+ * Not while a cancel for it is in flight: it could hit the next client. */
 static void after_ready(struct server *s)
 {
-	if (s->req_count > 0 || s->state == SV_CLOSED)
+	if (s->req_count > 0 || s->state == SV_CLOSED || s->cancels > 0)
 		return;
 	if (s->state == SV_RESET || s->state == SV_CHECK) {
 		if (s->hidden_failed || s->last_status != 'I') {
@@ -901,6 +908,11 @@ void server_rollback(struct server *server, bool then_reset)
 	}
 }
 
+void server_cancel_done(struct server *server)
+{
+	after_ready(server);
+}
+
 void server_check(struct server *server)
 {
 	server_set_state(server, SV_CHECK);
@@ -911,7 +923,7 @@ void server_check(struct server *server)
 bool server_is_clean(const struct server *server)
 {
 	return server->req_count == 0 && !server->unsynced && server->last_status == 'I' &&
-	       !server->sb.failed;
+	       server->cancels == 0 && !server->sb.failed;
 }
 
 void server_close(struct server *server, const char *reason)
@@ -942,6 +954,8 @@ void server_close(struct server *server, const char *reason)
 		server->connect_armed = false;
 	}
 	sbuf_close(&server->sb);
+	if (server->cancels > 0)
+		cancel_forget_server(server);
 	if (server->scram != NULL) {
 		scram_client_free(server->scram);
 		server->scram = NULL;
