@@ -79,7 +79,10 @@ static const char *errtext(PGconn *c, const PGresult *r)
 	return h_fmt("%s%s", m, m[0] ? "" : PQerrorMessage(c));
 }
 
-/* A new client of DB runs outside any earlier transaction (now() = statement_timestamp()). */
+/*
+ * A new client of DB runs outside any earlier transaction: now() =
+ * statement_timestamp(), and ReadyForQuery says idle afterwards.
+ */
 static bool fresh_transaction(const char *db)
 {
 	PGconn *c = client(db);
@@ -89,8 +92,12 @@ static bool fresh_transaction(const char *db)
 	    PQsendQuery(c, "SELECT now() = statement_timestamp()")) {
 		PGresult *r = h_wait_result(c, 15000);
 
-		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		    PQtransactionStatus(c) == PQTRANS_IDLE)
 			v = h_fmt("%s", PQgetvalue(r, 0, 0));
+		else if (r && PQresultStatus(r) == PGRES_TUPLES_OK)
+			tap_diag("next client: transaction status %d after its query",
+			         (int)PQtransactionStatus(c));
 		else
 			tap_diag("next client: %s", r ? errtext(c, r) : "no answer within 15 s");
 		PQclear(r);
