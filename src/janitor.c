@@ -47,7 +47,7 @@ static void notify_waiting(struct client *c, struct pool *pool)
 	char msg[256];
 
 	snprintf(msg, sizeof(msg), "no server connection available in pool %s/%s, waiting",
-		 pool->db_name, pool->user);
+	         pool->db_name, pool->user);
 	pkt_writer_init(&w);
 	proto_notice(&w, "00000", msg);
 	if (pkt_ok(&w))
@@ -67,8 +67,9 @@ static void waiting_clients(struct pool *pool, uint64_t now)
 		uint64_t waited = now - c->wait_start;
 
 		if (limit > 0 && waited >= limit) {
-			client_fail(c, "08P01", "query_wait_timeout: no server connection within %g s",
-				    rt.cfg->query_wait_timeout);
+			client_fail(c, "08P01",
+			            "query_wait_timeout: no server connection within %g s",
+			            rt.cfg->query_wait_timeout);
 		} else if (notify > 0 && waited >= notify) {
 			if (!c->wait_notified)
 				notify_waiting(c, pool);
@@ -90,7 +91,8 @@ static void login_servers(struct pool *pool, uint64_t now)
 		struct server *s = list_entry(it, struct server, node);
 
 		if (s->state == SV_LOGIN && now - s->connect_time >= limit)
-			server_fail_login(s, "08006", "server login timed out (server_connect_timeout)");
+			server_fail_login(s, "08006",
+			                  "server login timed out (server_connect_timeout)");
 	}
 }
 
@@ -113,8 +115,8 @@ static void idle_servers(struct pool *pool, uint64_t now)
 		else if (above_min && idle > 0 && now - s->last_used >= idle)
 			why = "server_idle_timeout";
 		else if (above_min && pool->max_overflow > 0 &&
-			 pool->n_servers > (unsigned)pool->pool_size && overflow > 0 &&
-			 now - s->last_used >= overflow)
+		         pool->n_servers > (unsigned)pool->pool_size && overflow > 0 &&
+		         now - s->last_used >= overflow)
 			why = "overflow_idle_timeout";
 		if (why != NULL)
 			server_close(s, why);
@@ -150,11 +152,11 @@ static void active_servers(struct pool *pool, uint64_t now)
 		if (idle_xact > 0 && s->req_count == 0 && s->last_status != 'I' &&
 		    now - s->ready_time >= idle_xact) {
 			client_fail(s->client, "25P03",
-				    "idle_transaction_timeout: idle in transaction for too long");
+			            "idle_transaction_timeout: idle in transaction for too long");
 		} else if (xact > 0 && s->xact_start != 0 && now - s->xact_start >= xact) {
 			escalate(s, now, "25P04", "transaction_timeout: transaction open too long");
 		} else if (query > 0 && s->req_count > 0 && s->query_start != 0 &&
-			   now - s->query_start >= query) {
+		           now - s->query_start >= query) {
 			if (s->cancel_time == 0)
 				escalate(s, now, "57014", "query_timeout");
 			else if (now - s->cancel_time >= query + 1000000)

@@ -347,7 +347,7 @@ static enum sbuf_action oom(struct client *c)
 }
 
 static enum sbuf_action on_parse(struct client *c, struct server *s, const struct pkt_hdr *hdr,
-				 const uint8_t *data, size_t avail)
+                                 const uint8_t *data, size_t avail)
 {
 	struct pkt_reader r;
 	const char *name;
@@ -358,8 +358,7 @@ static enum sbuf_action on_parse(struct client *c, struct server *s, const struc
 	pkt_reader_init(&r, data + 5, hdr->len - 5);
 	name = pkt_get_str(&r);
 	if (r.bad || name[0] == '\0')
-		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD
-									   : oom(c);
+		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
 	ps = pstmt_get(r.p + r.pos, r.len - r.pos);
 	if (ps == NULL || !pmap_set(&c->pmap, name, ps))
 		return oom(c);
@@ -377,7 +376,7 @@ static enum sbuf_action on_parse(struct client *c, struct server *s, const struc
 
 /* Bind: rewrite the statement name, stream the parameters unchanged. */
 static enum sbuf_action on_bind(struct client *c, struct server *s, const struct pkt_hdr *hdr,
-				const uint8_t *data, size_t avail)
+                                const uint8_t *data, size_t avail)
 {
 	const uint8_t *body = data + 5, *nul1, *nul2 = NULL;
 	size_t have = avail - 5, plen, slen, rest, snlen;
@@ -397,8 +396,7 @@ static enum sbuf_action on_bind(struct client *c, struct server *s, const struct
 		ps = pmap_find(&c->pmap, (const char *)(nul1 + 1));
 	}
 	if (ps == NULL)
-		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD
-									   : oom(c);
+		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
 	plen = (size_t)(nul1 - body);
 	slen = (size_t)(nul2 - nul1 - 1);
 	rest = hdr->len - 5 - (plen + 1) - (slen + 1);
@@ -420,8 +418,8 @@ static enum sbuf_action on_bind(struct client *c, struct server *s, const struct
 
 /* Describe or Close of a statement ('S') by name. */
 static enum sbuf_action on_describe_close(struct client *c, struct server *s,
-					  const struct pkt_hdr *hdr, const uint8_t *data,
-					  size_t avail)
+                                          const struct pkt_hdr *hdr, const uint8_t *data,
+                                          size_t avail)
 {
 	struct pkt_reader r;
 	uint8_t kind;
@@ -438,8 +436,7 @@ static enum sbuf_action on_describe_close(struct client *c, struct server *s,
 	if (!r.bad && kind == 'S' && name[0] != '\0')
 		ps = pmap_find(&c->pmap, name);
 	if (ps == NULL)
-		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD
-									   : oom(c);
+		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
 	if (hdr->type == PqMsg_Close) {
 		/* The server keeps it for whoever prepares the same text next. */
 		pmap_remove(&c->pmap, name);
@@ -485,7 +482,7 @@ static bool drops_all_statements(const char *q)
 }
 
 static enum sbuf_action on_query(struct client *c, struct server *s, const struct pkt_hdr *hdr,
-				 const uint8_t *data, size_t avail)
+                                 const uint8_t *data, size_t avail)
 {
 	if (hdr->len <= 64) {
 		if (avail < hdr->len)
@@ -499,7 +496,7 @@ static enum sbuf_action on_query(struct client *c, struct server *s, const struc
 }
 
 enum sbuf_action prepared_client_msg(struct client *c, const struct pkt_hdr *hdr,
-				     const uint8_t *data, size_t avail)
+                                     const uint8_t *data, size_t avail)
 {
 	struct server *s = c->server;
 
@@ -514,7 +511,6 @@ enum sbuf_action prepared_client_msg(struct client *c, const struct pkt_hdr *hdr
 	case PqMsg_Query:
 		return on_query(c, s, hdr, data, avail);
 	default:
-		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD
-									   : oom(c);
+		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
 	}
 }

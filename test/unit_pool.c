@@ -76,8 +76,8 @@ static void check(unsigned long step, unsigned max_per_pool, unsigned max_db)
 
 	for (it = rt.pools.next; it != &rt.pools; it = it->next) {
 		struct pool *p = list_entry(it, struct pool, node);
-		unsigned live = count(&p->idle_servers) + count(&p->active_servers) +
-				count(&p->other_servers);
+		unsigned live =
+		    count(&p->idle_servers) + count(&p->active_servers) + count(&p->other_servers);
 
 		if (live != p->n_servers)
 			bad("pool n_servers differs from its server lists", step);
@@ -89,11 +89,12 @@ static void check(unsigned long step, unsigned max_per_pool, unsigned max_db)
 			struct server *s = list_entry(l, struct server, node);
 
 			if (s->client == NULL || s->client->server != s)
-				bad("active server and its client do not point at each other", step);
+				bad("active server and its client do not point at each other",
+				    step);
 		}
 		db_servers += p->n_servers;
-		admitted += count(&p->clients) + count(&p->waiting_clients) +
-			    count(&p->welcome_clients);
+		admitted +=
+		    count(&p->clients) + count(&p->waiting_clients) + count(&p->welcome_clients);
 	}
 	for (it = rt.db_limits.next; it != &rt.db_limits; it = it->next) {
 		struct pool_limit *lim = list_entry(it, struct pool_limit, node);
@@ -152,8 +153,8 @@ static struct server *pick_server(int which)
 	for (it = rt.pools.next; it != &rt.pools; it = it->next) {
 		struct pool *p = list_entry(it, struct pool, node);
 		struct list *head = which == 0   ? &p->other_servers
-				    : which == 1 ? &p->active_servers
-						 : &p->idle_servers;
+		                    : which == 1 ? &p->active_servers
+		                                 : &p->idle_servers;
 
 		for (l = head->next; l != head; l = l->next) {
 			struct server *s = list_entry(l, struct server, node);
@@ -254,11 +255,11 @@ static void run(const char *mode, unsigned long steps)
 	struct config *a, *b;
 	unsigned long i;
 	const char *fmt = "[databases]\ndb = host=/nonexistent port=5432 pool_size=%d "
-			  "max_overflow=2 reserve_pool=1 min_pool_size=1 max_db_connections=6\n"
-			  "[pgbouncer]\nlisten_addr = 127.0.0.1\npool_mode = %s\n"
-			  "server_login_retry = 0\nserver_idle_timeout = 60\n"
-			  "query_wait_timeout = 60\nreserve_pool_timeout = 0\n"
-			  "max_db_client_connections = 30\nserver_reset_query = DISCARD ALL\n";
+	                  "max_overflow=2 reserve_pool=1 min_pool_size=1 max_db_connections=6\n"
+	                  "[pgbouncer]\nlisten_addr = 127.0.0.1\npool_mode = %s\n"
+	                  "server_login_retry = 0\nserver_idle_timeout = 60\n"
+	                  "query_wait_timeout = 60\nreserve_pool_timeout = 0\n"
+	                  "max_db_client_connections = 30\nserver_reset_query = DISCARD ALL\n";
 
 	snprintf(text, sizeof(text), fmt, 3, mode);
 	a = load(text);
@@ -271,8 +272,9 @@ static void run(const char *mode, unsigned long steps)
 		/* pool_size 3 + overflow 2 + reserve 1 */
 		check(i, 6, 6);
 	}
-	tap_ok(failures == 0, "%s pooling: %lu random steps keep every counter equal to the lists%s%s",
-	       mode, i, failures ? ": " : "", failures ? fail_msg : "");
+	tap_ok(failures == 0,
+	       "%s pooling: %lu random steps keep every counter equal to the lists%s%s", mode, i,
+	       failures ? ": " : "", failures ? fail_msg : "");
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (clients[i] != NULL)
 			client_close(clients[i], NULL);
