@@ -26,7 +26,7 @@ struct auth_file; /* opaque: a loaded auth_file */
  * lines skipped).  Returns NULL on failure with "FILE:LINE: message" in ERR.
  */
 struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* An empty table (no users). Never NULL except on out-of-memory. */
 struct auth_file *auth_file_empty(void);
 void auth_file_free(struct auth_file *af);
@@ -46,7 +46,7 @@ void auth_md5_response(const char *md5_secret, const uint8_t salt[4], char out[3
 /* True when RESPONSE is the right md5 answer for USER with stored SECRET
  * (plain or md5 kind; false for SCRAM secrets).  Constant-time compare. */
 bool auth_md5_verify(const char *user, const char *secret, const uint8_t salt[4],
-		     const char *response);
+                     const char *response);
 
 /* True when cleartext PASSWORD matches stored SECRET of any kind. */
 bool auth_plain_verify(const char *user, const char *secret, const char *password);

@@ -31,7 +31,7 @@ enum client_state {
 struct client {
 	struct sbuf sb;
 	enum client_state state;
-	struct list node; /* rt.login_clients, a pool list, or rt.free_clients */
+	struct list node;      /* rt.login_clients, a pool list, or rt.free_clients */
 	struct list hash_node; /* cancel key table */
 	struct pool *pool;
 	struct server *server;
@@ -39,13 +39,13 @@ struct client {
 
 	struct sockaddr_storage addr;
 	bool is_unix;
-	bool over_limit; /* accepted past max_client_conn: refuse after startup */
-	bool admin;      /* logged in to the admin console */
-	bool admitted;   /* counted by pool_client_admit() */
-	bool cancel_pending; /* a CancelRequest connection waiting for its cancel */
-	bool wait_notified; /* got the query_wait_notify NOTICE */
+	bool over_limit;      /* accepted past max_client_conn: refuse after startup */
+	bool admin;           /* logged in to the admin console */
+	bool admitted;        /* counted by pool_client_admit() */
+	bool cancel_pending;  /* a CancelRequest connection waiting for its cancel */
+	bool wait_notified;   /* got the query_wait_notify NOTICE */
 	uint64_t last_active; /* last request batch started (client_idle_timeout) */
-	bool admin_readonly; /* stats_users: SHOW only */
+	bool admin_readonly;  /* stats_users: SHOW only */
 
 	char *user;
 	char *dbname;
@@ -71,7 +71,7 @@ void client_leased(struct client *client, struct server *server);
 void client_welcome(struct client *client);
 /* Send an error and close. */
 void client_fail(struct client *client, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Close now (memory freed later). */
 void client_close(struct client *client, const char *reason);
 /* Find the client owning a cancel key, or NULL. */

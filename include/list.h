@@ -9,10 +9,14 @@ struct list {
 	struct list *next, *prev;
 };
 
-#define LIST_INIT(name) {&(name), &(name)}
+#define LIST_INIT(name)                                                                            \
+	{                                                                                          \
+		&(name), &(name)                                                                   \
+	}
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define list_for_each_safe(it, tmp, head)                                                          \
-	for ((it) = (head)->next, (tmp) = (it)->next; (it) != (head); (it) = (tmp), (tmp) = (it)->next)
+	for ((it) = (head)->next, (tmp) = (it)->next; (it) != (head);                              \
+	     (it) = (tmp), (tmp) = (it)->next)
 
 static inline void list_init(struct list *l)
 {

@@ -4,7 +4,14 @@
 
 #include <stdbool.h>
 
-enum log_level { LOG_LVL_FATAL, LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_INFO, LOG_LVL_DEBUG, LOG_LVL_NOISE };
+enum log_level {
+	LOG_LVL_FATAL,
+	LOG_LVL_ERROR,
+	LOG_LVL_WARNING,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG,
+	LOG_LVL_NOISE
+};
 
 /* Current threshold; messages above it are dropped before formatting. */
 extern enum log_level log_threshold;
@@ -20,7 +27,7 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
 
 #define log_fatal(...) log_write(LOG_LVL_FATAL, __VA_ARGS__)
 #define log_error(...) log_write(LOG_LVL_ERROR, __VA_ARGS__)
-#define log_warn(...) log_write(LOG_LVL_WARNING, __VA_ARGS__)
+#define log_warn(...)  log_write(LOG_LVL_WARNING, __VA_ARGS__)
 #define log_info(...)                                                                              \
 	do {                                                                                       \
 		if (log_threshold >= LOG_LVL_INFO)                                                 \

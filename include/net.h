@@ -16,12 +16,12 @@ struct config;
 
 /* Accepted socket (already non-blocking): ownership passes to the callback. */
 typedef void (*net_accept_fn)(int fd, const struct sockaddr_storage *addr, socklen_t len,
-			      bool is_unix);
+                              bool is_unix);
 
 /* Open every listener the config asks for.  False with a reason ("could not
  * bind 127.0.0.1:6432: Address already in use") when any fails. */
-bool net_listen_all(struct event_base *base, const struct config *cfg, net_accept_fn cb,
-		    char *err, size_t errlen) __attribute__((warn_unused_result));
+bool net_listen_all(struct event_base *base, const struct config *cfg, net_accept_fn cb, char *err,
+                    size_t errlen) __attribute__((warn_unused_result));
 /* Close every listener (and unlink the unix socket). */
 void net_close_listeners(void);
 /* Stop / resume accepting (descriptor exhaustion, shutdown). */

@@ -70,8 +70,9 @@ struct pool {
 	struct list welcome_clients;
 	struct list clients; /* logged in: idle or active */
 	unsigned n_servers;
-	uint64_t login_fail_time; /* last failed server login (no relaunch for server_login_retry) */
-	char login_error[256];    /* its message, told to clients during the retry wait */
+	uint64_t
+	    login_fail_time;   /* last failed server login (no relaunch for server_login_retry) */
+	char login_error[256]; /* its message, told to clients during the retry wait */
 	char login_sqlstate[6];
 
 	/* what a new client is told at login: the first server's ParameterStatus */
@@ -101,7 +102,7 @@ void pool_slot_take(struct pool *pool);
 /* Count a logged-in CLIENT against the client limits of its pool's database
  * and its user.  False (and the client failed with 53300) when over. */
 bool pool_client_admit(struct pool *pool, struct client *client)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Give back what pool_client_admit() took. */
 void pool_client_gone(struct client *client);
 /* Open servers while clients wait for more than are coming, within the limits. */
@@ -124,7 +125,7 @@ void pool_server_gone(struct server *server);
 void pool_login_failed(struct pool *pool, const char *sqlstate, const char *msg);
 /* Remember the first server's ParameterStatus values as the pool's welcome. */
 bool pool_set_welcome(struct pool *pool, const struct pool_param *params, size_t n)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Close every server and free every pool (shutdown). */
 void pool_free_all(void);
 

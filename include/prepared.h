@@ -23,8 +23,8 @@ struct pstmt {
 	uint64_t id;
 	uint64_t hash;
 	uint32_t refs;
-	char sname[24];      /* name on the servers */
-	uint8_t *body;       /* query\0 int16 nparams int32 types[] */
+	char sname[24]; /* name on the servers */
+	uint8_t *body;  /* query\0 int16 nparams int32 types[] */
 	size_t body_len;
 	struct pstmt *hnext; /* registry chain */
 };
@@ -48,7 +48,7 @@ struct pmap {
 /* Map NAME to PS, taking over the caller's reference; replaces an old
  * mapping.  False on out-of-memory (the reference is dropped). */
 bool pmap_set(struct pmap *m, const char *name, struct pstmt *ps)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* The entry for NAME or NULL (no reference taken). */
 struct pstmt *pmap_find(const struct pmap *m, const char *name);
 /* Forget NAME; true when it was mapped. */
@@ -69,7 +69,7 @@ bool pcache_has(struct pcache *c, const struct pstmt *ps);
  * LIMIT, the least recently used entry is removed and returned in *EVICTED
  * with its reference, for the caller to Close on the server and put. */
 bool pcache_add(struct pcache *c, struct pstmt *ps, size_t limit, struct pstmt **evicted)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Forget PS (a failed Parse). */
 void pcache_remove(struct pcache *c, const struct pstmt *ps);
 /* Forget everything (DISCARD ALL / DEALLOCATE ALL ran on the server). */
@@ -84,6 +84,6 @@ struct pkt_hdr;
  * and DISCARD ALL forget the client's names.  Records the request with the
  * server and returns what the sbuf should do with the message. */
 enum sbuf_action prepared_client_msg(struct client *c, const struct pkt_hdr *hdr,
-				     const uint8_t *data, size_t avail);
+                                     const uint8_t *data, size_t avail);
 
 #endif

@@ -12,65 +12,65 @@
 #include <stdint.h>
 
 /* Frontend (client -> server) message types. */
-#define PqMsg_Bind 'B'
-#define PqMsg_Close 'C'
-#define PqMsg_Describe 'D'
-#define PqMsg_Execute 'E'
-#define PqMsg_FunctionCall 'F'
-#define PqMsg_Flush 'H'
-#define PqMsg_Parse 'P'
-#define PqMsg_Query 'Q'
-#define PqMsg_Sync 'S'
-#define PqMsg_Terminate 'X'
-#define PqMsg_CopyFail 'f'
-#define PqMsg_GSSResponse 'p'
-#define PqMsg_PasswordMessage 'p'
+#define PqMsg_Bind                'B'
+#define PqMsg_Close               'C'
+#define PqMsg_Describe            'D'
+#define PqMsg_Execute             'E'
+#define PqMsg_FunctionCall        'F'
+#define PqMsg_Flush               'H'
+#define PqMsg_Parse               'P'
+#define PqMsg_Query               'Q'
+#define PqMsg_Sync                'S'
+#define PqMsg_Terminate           'X'
+#define PqMsg_CopyFail            'f'
+#define PqMsg_GSSResponse         'p'
+#define PqMsg_PasswordMessage     'p'
 #define PqMsg_SASLInitialResponse 'p'
-#define PqMsg_SASLResponse 'p'
+#define PqMsg_SASLResponse        'p'
 /* Backend (server -> client) message types. */
-#define PqMsg_ParseComplete '1'
-#define PqMsg_BindComplete '2'
-#define PqMsg_CloseComplete '3'
-#define PqMsg_NotificationResponse 'A'
-#define PqMsg_CommandComplete 'C'
-#define PqMsg_DataRow 'D'
-#define PqMsg_ErrorResponse 'E'
-#define PqMsg_CopyInResponse 'G'
-#define PqMsg_CopyOutResponse 'H'
-#define PqMsg_EmptyQueryResponse 'I'
-#define PqMsg_BackendKeyData 'K'
-#define PqMsg_NoticeResponse 'N'
-#define PqMsg_AuthenticationRequest 'R'
-#define PqMsg_ParameterStatus 'S'
-#define PqMsg_RowDescription 'T'
-#define PqMsg_FunctionCallResponse 'V'
-#define PqMsg_CopyBothResponse 'W'
-#define PqMsg_ReadyForQuery 'Z'
-#define PqMsg_NoData 'n'
-#define PqMsg_PortalSuspended 's'
-#define PqMsg_ParameterDescription 't'
+#define PqMsg_ParseComplete            '1'
+#define PqMsg_BindComplete             '2'
+#define PqMsg_CloseComplete            '3'
+#define PqMsg_NotificationResponse     'A'
+#define PqMsg_CommandComplete          'C'
+#define PqMsg_DataRow                  'D'
+#define PqMsg_ErrorResponse            'E'
+#define PqMsg_CopyInResponse           'G'
+#define PqMsg_CopyOutResponse          'H'
+#define PqMsg_EmptyQueryResponse       'I'
+#define PqMsg_BackendKeyData           'K'
+#define PqMsg_NoticeResponse           'N'
+#define PqMsg_AuthenticationRequest    'R'
+#define PqMsg_ParameterStatus          'S'
+#define PqMsg_RowDescription           'T'
+#define PqMsg_FunctionCallResponse     'V'
+#define PqMsg_CopyBothResponse         'W'
+#define PqMsg_ReadyForQuery            'Z'
+#define PqMsg_NoData                   'n'
+#define PqMsg_PortalSuspended          's'
+#define PqMsg_ParameterDescription     't'
 #define PqMsg_NegotiateProtocolVersion 'v'
 /* Both directions. */
 #define PqMsg_CopyData 'd'
 #define PqMsg_CopyDone 'c'
 
 /* Authentication request codes ('R'). */
-#define AUTH_REQ_OK 0
-#define AUTH_REQ_PASSWORD 3
-#define AUTH_REQ_MD5 5
-#define AUTH_REQ_SASL 10
+#define AUTH_REQ_OK        0
+#define AUTH_REQ_PASSWORD  3
+#define AUTH_REQ_MD5       5
+#define AUTH_REQ_SASL      10
 #define AUTH_REQ_SASL_CONT 11
-#define AUTH_REQ_SASL_FIN 12
+#define AUTH_REQ_SASL_FIN  12
 
 /* Startup packet codes. */
-#define PG_PROTOCOL_3_0 196608u
+#define PG_PROTOCOL_3_0     196608u
 #define CANCEL_REQUEST_CODE 80877102u
-#define NEGOTIATE_SSL_CODE 80877103u
-#define NEGOTIATE_GSS_CODE 80877104u
+#define NEGOTIATE_SSL_CODE  80877103u
+#define NEGOTIATE_GSS_CODE  80877104u
 
 /* PostgreSQL's own limits. */
 #define PROTO_MAX_STARTUP_LEN 10000u
-#define PROTO_MAX_MSG_LEN 0x3fffffffu
+#define PROTO_MAX_MSG_LEN     0x3fffffffu
 
 /* A parsed header.  For startup-phase packets TYPE is 0. */
 struct pkt_hdr {
@@ -83,7 +83,7 @@ enum proto_hdr_result { PROTO_HDR_OK, PROTO_HDR_SHORT, PROTO_HDR_BAD };
 /* Parse the header at P (AVAIL bytes).  STARTUP: no type byte.  BAD when the
  * length word is < 4 or larger than MAX_LEN. */
 enum proto_hdr_result proto_parse_header(const uint8_t *p, size_t avail, bool startup,
-					 uint32_t max_len, struct pkt_hdr *out);
+                                         uint32_t max_len, struct pkt_hdr *out);
 
 /* Bounded reader over one message body. */
 struct pkt_reader {
@@ -131,8 +131,7 @@ static inline bool pkt_ok(const struct pkt_writer *w)
 }
 
 /* Whole-message builders (each appends one complete message). */
-void proto_error(struct pkt_writer *w, const char *severity, const char *sqlstate,
-		 const char *msg);
+void proto_error(struct pkt_writer *w, const char *severity, const char *sqlstate, const char *msg);
 void proto_notice(struct pkt_writer *w, const char *sqlstate, const char *msg);
 void proto_ready(struct pkt_writer *w, uint8_t status);
 void proto_param_status(struct pkt_writer *w, const char *name, const char *value);
@@ -143,7 +142,7 @@ void proto_query(struct pkt_writer *w, const char *sql);
 /* Fields of an ErrorResponse/NoticeResponse body: the SQLSTATE ('C') and
  * message ('M') into the given buffers (empty when absent). */
 void proto_parse_error(const uint8_t *body, size_t len, char *sqlstate, size_t sqlstate_len,
-		       char *msg, size_t msg_len);
+                       char *msg, size_t msg_len);
 
 /* True for a message type a client may send after startup. */
 bool proto_is_frontend_type(uint8_t type);

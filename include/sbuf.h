@@ -36,7 +36,7 @@
 
 #define SBUF_IOBUF_SIZE (16 * 1024)
 #define SBUF_HIGH_WATER (64 * 1024)
-#define SBUF_MAX_FULL (16 * 1024 * 1024)
+#define SBUF_MAX_FULL   (16 * 1024 * 1024)
 
 struct sbuf;
 struct iobuf;
@@ -53,18 +53,18 @@ enum sbuf_event {
 /* Message callback.  DATA points at the message's first byte (type byte),
  * AVAIL bytes of its HDR->len are buffered (all of them after NEED_FULL). */
 typedef enum sbuf_action (*sbuf_pkt_fn)(struct sbuf *sb, const struct pkt_hdr *hdr,
-					const uint8_t *data, size_t avail);
+                                        const uint8_t *data, size_t avail);
 /* Event callback: the owner decides whether to close. */
 typedef void (*sbuf_event_fn)(struct sbuf *sb, enum sbuf_event ev, long err);
 
 struct sbuf {
 	int fd;
-	bool startup;   /* parse headers without a type byte (startup phase) */
-	bool stopped;   /* owner returned SBUF_STOP or paused */
-	bool blocked;   /* waiting for dst's queue to drain */
-	bool failed;    /* a write failed; the owner will be told */
+	bool startup; /* parse headers without a type byte (startup phase) */
+	bool stopped; /* owner returned SBUF_STOP or paused */
+	bool blocked; /* waiting for dst's queue to drain */
+	bool failed;  /* a write failed; the owner will be told */
 	bool closed;
-	bool resuming;  /* woken by sbuf_resume(): process the buffer first */
+	bool resuming; /* woken by sbuf_resume(): process the buffer first */
 	int fail_err;
 	uint32_t max_len; /* largest acceptable message */
 	sbuf_pkt_fn on_pkt;
@@ -100,7 +100,7 @@ struct sbuf {
 
 /* Set up SB on FD (non-blocking) with the owner's callbacks and start reading. */
 bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, sbuf_pkt_fn on_pkt,
-	       sbuf_event_fn on_event, void *owner) __attribute__((warn_unused_result));
+               sbuf_event_fn on_event, void *owner) __attribute__((warn_unused_result));
 /* Stop events, close the socket, give buffers back.  Safe to call twice. */
 void sbuf_close(struct sbuf *sb);
 /* Where SBUF_FORWARD sends (NULL: nowhere).  Flushes what was forwarded to the old one. */

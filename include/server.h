@@ -31,7 +31,7 @@ enum server_state {
 	SV_CLOSED,     /* closed, waiting to be freed */
 };
 
-#define REQ_HIDE 1  /* pglease's own request: its replies are swallowed */
+#define REQ_HIDE  1 /* pglease's own request: its replies are swallowed */
 #define REQ_SYNTH 2 /* answered by pglease when it reaches the head of the queue */
 
 /* One request sent to the server whose reply has not finished yet. */
@@ -100,12 +100,12 @@ void server_cancel_done(struct server *server);
 void server_check(struct server *server);
 /* Record a request sent to the server (PS: referenced while queued).  False on OOM. */
 bool server_push_req(struct server *s, uint8_t type, uint8_t flags, struct pstmt *ps)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Book a client's request going to S: statistics, Sync tracking, and the
  * reply queue (FLAGS as for server_push_req; REQ_SYNTH: counted, not queued).
  * False on OOM. */
 bool server_note_request(struct server *s, uint8_t type, uint32_t len, uint8_t flags,
-			 struct pstmt *ps) __attribute__((warn_unused_result));
+                         struct pstmt *ps) __attribute__((warn_unused_result));
 /* Reply to a Parse or Close that pglease answers itself, in order with the
  * replies still coming from the server.  False on OOM. */
 bool server_synth_reply(struct server *s, uint8_t type) __attribute__((warn_unused_result));

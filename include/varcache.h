@@ -24,7 +24,7 @@ enum var_id {
 
 /* Room for track_extra_parameters beyond the fixed ones. */
 #define VAR_EXTRA_MAX 16
-#define VAR_MAX (VAR_FIXED_COUNT + VAR_EXTRA_MAX)
+#define VAR_MAX       (VAR_FIXED_COUNT + VAR_EXTRA_MAX)
 
 struct varcache {
 	char *val[VAR_MAX]; /* NULL: not known */
@@ -42,15 +42,15 @@ int varcache_lookup(const char *name);
 const char *varcache_name(int id);
 /* Set a value (copied); false on out-of-memory. */
 bool varcache_set(struct varcache *vc, int id, const char *value)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Fill the values that DST does not know from SRC. */
 bool varcache_fill(struct varcache *dst, const struct varcache *src)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Free the values. */
 void varcache_clear(struct varcache *vc);
 /* Append to W a Query message with SET for every value of WANT that HAVE
  * lacks or differs in; false when nothing needs setting. */
 bool varcache_apply_query(const struct varcache *want, const struct varcache *have,
-			  struct pkt_writer *w);
+                          struct pkt_writer *w);
 
 #endif

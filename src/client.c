@@ -23,8 +23,8 @@
 
 enum auth_step { AUTH_NONE, AUTH_WAIT_PASSWORD, AUTH_WAIT_SASL_INIT, AUTH_WAIT_SASL_RESP };
 
-static const char *const state_names[] = {"login",  "welcome-wait", "idle",
-					  "waiting", "active",       "closed"};
+static const char *const state_names[] = {"login",   "welcome-wait", "idle",
+                                          "waiting", "active",       "closed"};
 
 static struct list cancel_table[CANCEL_BUCKETS];
 static bool cancel_table_ready;
@@ -82,7 +82,7 @@ void client_set_state(struct client *c, enum client_state state)
 	struct pool *pool = c->pool;
 
 	log_noise("C-%llu: %s -> %s", (unsigned long long)c->id, state_names[c->state],
-		  state_names[state]);
+	          state_names[state]);
 	list_del(&c->node);
 	c->state = state;
 	switch (state) {
@@ -132,7 +132,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 		sbuf_write(&c->sb, w.buf, w.len);
 	pkt_writer_free(&w);
 	log_info("C-%llu %s/%s: closing: %s (%s)", (unsigned long long)c->id,
-		 c->dbname ? c->dbname : "-", c->user ? c->user : "-", msg, sqlstate);
+	         c->dbname ? c->dbname : "-", c->user ? c->user : "-", msg, sqlstate);
 	client_close(c, NULL);
 }
 
@@ -142,7 +142,7 @@ void client_close(struct client *c, const char *reason)
 		return;
 	if (reason != NULL && rt.cfg->log_disconnections)
 		log_info("C-%llu %s/%s: closing: %s", (unsigned long long)c->id,
-			 c->dbname ? c->dbname : "-", c->user ? c->user : "-", reason);
+		         c->dbname ? c->dbname : "-", c->user ? c->user : "-", reason);
 	if (c->server != NULL)
 		pool_release(c->server, true);
 	if (c->pool != NULL)
@@ -189,20 +189,20 @@ void client_close_all(void)
 	list_for_each_safe(it, tmp, &rt.admin_clients)
 	{
 		client_fail(list_entry(it, struct client, node), "57P01",
-			    "terminating connection: pglease is shutting down");
+		            "terminating connection: pglease is shutting down");
 	}
 	list_for_each_safe(p, ptmp, &rt.pools)
 	{
 		struct pool *pool = list_entry(p, struct pool, node);
 		struct list *lists[] = {&pool->welcome_clients, &pool->waiting_clients,
-					&pool->clients};
+		                        &pool->clients};
 		size_t i;
 
 		for (i = 0; i < 3; i++)
 			list_for_each_safe(it, tmp, lists[i])
 			{
 				client_fail(list_entry(it, struct client, node), "57P01",
-					    "terminating connection: pglease is shutting down");
+				            "terminating connection: pglease is shutting down");
 			}
 	}
 	client_reap();
@@ -236,8 +236,8 @@ void client_welcome(struct client *c)
 	send_or_close(c, &w);
 	if (c->state != CL_CLOSED) {
 		if (rt.cfg->log_connections)
-			log_info("C-%llu %s/%s: login done", (unsigned long long)c->id,
-				 c->dbname, c->user);
+			log_info("C-%llu %s/%s: login done", (unsigned long long)c->id, c->dbname,
+			         c->user);
 		sbuf_resume(&c->sb);
 	}
 }
@@ -336,7 +336,7 @@ static void start_scram(struct client *c)
 	else if (c->secret != NULL && auth_secret_kind(c->secret) == SECRET_PLAIN)
 		ok = RAND_bytes(salt, sizeof(salt)) == 1 &&
 		     scram_build_secret(c->secret, salt, sizeof(salt), SCRAM_DEFAULT_ITERATIONS,
-					&secret);
+		                        &secret);
 	if (!ok) {
 		/* Unknown user or unusable secret: run the exchange with a secret nobody
 		 * knows, so the answer does not tell which users exist. */
@@ -456,7 +456,7 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 			return;
 		}
 		if (!scram_server_first(c->scram, (const char *)data, n, out, sizeof(out), &outlen,
-					err, sizeof(err))) {
+		                        err, sizeof(err))) {
 			client_fail(c, "08P01", "malformed SCRAM message: %s", err);
 			return;
 		}
@@ -465,7 +465,7 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 		return;
 	}
 	if (!scram_server_final(c->scram, (const char *)body, len, out, sizeof(out), &outlen, err,
-				sizeof(err))) {
+	                        sizeof(err))) {
 		auth_failed(c);
 		return;
 	}
@@ -477,7 +477,7 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 /* ---- startup packet ---- */
 
 static bool take_param(struct client *c, const char *name, const char *value, char *bad,
-		       size_t badlen)
+                       size_t badlen)
 {
 	int id;
 
@@ -541,7 +541,8 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 			return;
 		}
 		target = client_by_cancel_key(data + 8);
-		if (target != NULL && target->server != NULL && target->server->state == SV_ACTIVE) {
+		if (target != NULL && target->server != NULL &&
+		    target->server->state == SV_ACTIVE) {
 			/* This connection stays open until the cancel is done. */
 			sbuf_pause(&c->sb);
 			c->cancel_pending = true;
@@ -554,8 +555,8 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 	}
 	if ((code >> 16) != 3) {
 		client_fail(c, "08P01",
-			    "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-			    code >> 16, code & 0xffff);
+		            "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		            code >> 16, code & 0xffff);
 		return;
 	}
 	for (;;) {
@@ -578,7 +579,7 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 	}
 	if (!pkt_reader_done(&r)) {
 		client_fail(c, "08P01",
-			    "invalid startup packet layout: expected terminator as last byte");
+		            "invalid startup packet layout: expected terminator as last byte");
 		return;
 	}
 	c->sb.startup = false;
@@ -609,12 +610,13 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 	}
 	if (rt.cfg->log_connections)
 		log_info("C-%llu %s/%s: login attempt", (unsigned long long)c->id, c->dbname,
-			 c->user);
+		         c->user);
 	if (admin_is_console(c->dbname)) {
 		bool peer = peer_is_self(c);
 
 		if (!admin_may_login(c, peer)) {
-			client_fail(c, "28000", "not allowed to use the admin console: %s", c->user);
+			client_fail(c, "28000", "not allowed to use the admin console: %s",
+			            c->user);
 			return;
 		}
 		if (peer) {
@@ -626,7 +628,7 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 		return;
 	} else if (admin_db_disabled(c->dbname)) {
 		client_fail(c, "57P03", "database \"%s\" does not allow connections (DISABLE)",
-			    c->dbname);
+		            c->dbname);
 		return;
 	}
 	start_auth(c);
@@ -640,7 +642,7 @@ static void login_pkt(struct client *c, const struct pkt_hdr *hdr, const uint8_t
 	}
 	if (hdr->type != PqMsg_PasswordMessage) {
 		client_fail(c, "08P01", "expected password response, got message type %d",
-			    hdr->type);
+		            hdr->type);
 		return;
 	}
 	switch (c->auth_step) {
@@ -660,7 +662,7 @@ static void login_pkt(struct client *c, const struct pkt_hdr *hdr, const uint8_t
 /* ---- after login ---- */
 
 static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr,
-				      const uint8_t *data, size_t avail)
+                                      const uint8_t *data, size_t avail)
 {
 	struct client *c = sb->owner;
 
@@ -721,8 +723,9 @@ static void client_on_event(struct sbuf *sb, enum sbuf_event ev, long err)
 		client_close(c, "socket error");
 		break;
 	case SBUF_EV_PROTO:
-		client_fail(c, "08P01", c->sb.startup ? "invalid startup packet length"
-						      : "invalid message length");
+		client_fail(c, "08P01",
+		            c->sb.startup ? "invalid startup packet length"
+		                          : "invalid message length");
 		break;
 	case SBUF_EV_TOOBIG:
 		client_fail(c, "08P01", "message of %ld bytes is too large", err);

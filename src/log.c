@@ -55,7 +55,7 @@ void log_write(enum log_level level, const char *fmt, ...)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03d UTC [%d] %s ",
-			      (int)(tv.tv_usec / 1000), (int)getpid(), level_names[level]);
+	                      (int)(tv.tv_usec / 1000), (int)getpid(), level_names[level]);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);

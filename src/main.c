@@ -31,14 +31,13 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"pglease, a PostgreSQL connection pooler\n\n"
-		"Usage: pglease [OPTION]... CONFIG.ini\n\n"
-		"  -d, --daemon    run in the background (writes pidfile)\n"
-		"  -q, --quiet     do not log to stderr\n"
-		"  -v, --verbose   more logging (repeat for more)\n"
-		"  -V, --version   print the version and exit\n"
-		"  -h, --help      print this help and exit\n");
+	fprintf(out, "pglease, a PostgreSQL connection pooler\n\n"
+	             "Usage: pglease [OPTION]... CONFIG.ini\n\n"
+	             "  -d, --daemon    run in the background (writes pidfile)\n"
+	             "  -q, --quiet     do not log to stderr\n"
+	             "  -v, --verbose   more logging (repeat for more)\n"
+	             "  -V, --version   print the version and exit\n"
+	             "  -h, --help      print this help and exit\n");
 }
 
 static void reap(evutil_socket_t fd, short what, void *arg)
@@ -149,12 +148,10 @@ static bool daemonize(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {{"daemon", no_argument, NULL, 'd'},
-					     {"quiet", no_argument, NULL, 'q'},
-					     {"verbose", no_argument, NULL, 'v'},
-					     {"version", no_argument, NULL, 'V'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"daemon", no_argument, NULL, 'd'},  {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'v'}, {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},    {NULL, 0, NULL, 0}};
 	const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 	struct event *sig_ev[6];
 	bool daemon_mode = false;
@@ -213,7 +210,7 @@ int main(int argc, char **argv)
 	got_fds = net_raise_nofile(want_fds);
 	if (got_fds < want_fds)
 		log_warn("descriptor limit is %lu, max_client_conn needs about %lu", got_fds,
-			 want_fds);
+		         want_fds);
 	if (daemon_mode && !daemonize()) {
 		log_fatal("could not daemonize: %s", strerror(errno));
 		return 1;

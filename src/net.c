@@ -38,7 +38,7 @@ static int reserve_fd = -1;
 static void refuse_one(int lfd)
 {
 	static const char msg[] = "SFATAL\0C53300\0Mno more connections allowed: pglease is "
-				  "out of file descriptors (raise ulimit -n)\0";
+	                          "out of file descriptors (raise ulimit -n)\0";
 	uint8_t pkt[1 + 4 + sizeof(msg) + 1];
 	uint32_t len = (uint32_t)(4 + sizeof(msg) + 1);
 	int cfd;
@@ -85,8 +85,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static bool add_listener(struct event_base *base, int fd, bool is_unix, const char *path,
-			 char *err, size_t errlen)
+static bool add_listener(struct event_base *base, int fd, bool is_unix, const char *path, char *err,
+                         size_t errlen)
 {
 	struct listener *l;
 
@@ -111,8 +111,8 @@ static bool add_listener(struct event_base *base, int fd, bool is_unix, const ch
 	return true;
 }
 
-static bool listen_tcp(struct event_base *base, const char *host, int port, int backlog,
-		       char *err, size_t errlen)
+static bool listen_tcp(struct event_base *base, const char *host, int port, int backlog, char *err,
+                       size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -146,8 +146,8 @@ static bool listen_tcp(struct event_base *base, const char *host, int port, int 
 			host = "127.0.0.1";
 		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
 			snprintf(err, errlen,
-				 "invalid listen_addr \"%s\": expected *, an IPv4 or IPv6 address",
-				 host);
+			         "invalid listen_addr \"%s\": expected *, an IPv4 or IPv6 address",
+			         host);
 			return false;
 		}
 		len = sizeof(*sin);
@@ -169,8 +169,8 @@ static bool listen_tcp(struct event_base *base, const char *host, int port, int 
 	return add_listener(base, fd, false, NULL, err, errlen);
 }
 
-static bool listen_unix(struct event_base *base, const char *dir, int port, int mode,
-			int backlog, char *err, size_t errlen)
+static bool listen_unix(struct event_base *base, const char *dir, int port, int mode, int backlog,
+                        char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	int fd;
@@ -190,7 +190,7 @@ static bool listen_unix(struct event_base *base, const char *dir, int port, int 
 	/* A stale socket from a crashed run is replaced only when nobody answers on it. */
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN) {
 		snprintf(err, errlen, "could not listen on %s: another process is listening there",
-			 sun.sun_path);
+		         sun.sun_path);
 		close(fd);
 		return false;
 	}
@@ -210,8 +210,8 @@ static bool listen_unix(struct event_base *base, const char *dir, int port, int 
 	return add_listener(base, fd, true, sun.sun_path, err, errlen);
 }
 
-bool net_listen_all(struct event_base *base, const struct config *cfg, net_accept_fn cb,
-		    char *err, size_t errlen)
+bool net_listen_all(struct event_base *base, const struct config *cfg, net_accept_fn cb, char *err,
+                    size_t errlen)
 {
 	char *addrs, *tok, *save = NULL;
 
@@ -230,8 +230,8 @@ bool net_listen_all(struct event_base *base, const struct config *cfg, net_accep
 			return false;
 		}
 		/* "*" means every address family. */
-		if (strcmp(tok, "*") == 0 && !listen_tcp(base, "::", cfg->listen_port,
-							 cfg->listen_backlog, err, errlen)) {
+		if (strcmp(tok, "*") == 0 &&
+		    !listen_tcp(base, "::", cfg->listen_port, cfg->listen_backlog, err, errlen)) {
 			/* No IPv6 on this host is not an error. */
 			err[0] = '\0';
 		}
@@ -239,7 +239,7 @@ bool net_listen_all(struct event_base *base, const struct config *cfg, net_accep
 	free(addrs);
 	if (cfg->unix_socket_dir != NULL && cfg->unix_socket_dir[0] != '\0' &&
 	    !listen_unix(base, cfg->unix_socket_dir, cfg->listen_port, cfg->unix_socket_mode,
-			 cfg->listen_backlog, err, errlen)) {
+	                 cfg->listen_backlog, err, errlen)) {
 		net_close_listeners();
 		return false;
 	}

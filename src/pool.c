@@ -62,7 +62,7 @@ static int pick(int specific, int global)
 
 /* Size, overflow and mode from the database entry, the [users] entry and the globals. */
 static void pool_settings(struct pool *pool, const struct cfg_db *db, const struct cfg_user *uc,
-			  const struct config *cfg)
+                          const struct config *cfg)
 {
 	const struct cfg_user *login_uc = cfg_find_user(cfg, pool->user);
 
@@ -70,8 +70,7 @@ static void pool_settings(struct pool *pool, const struct cfg_db *db, const stru
 	pool->min_pool_size = pick(db->min_pool_size, cfg->min_pool_size);
 	pool->max_db_connections = pick(db->max_db_connections, cfg->max_db_connections);
 	pool->max_user_connections =
-		pick(login_uc != NULL ? login_uc->max_user_connections : -1,
-		     cfg->max_user_connections);
+	    pick(login_uc != NULL ? login_uc->max_user_connections : -1, cfg->max_user_connections);
 	pool->autodb = strcmp(db->name, "*") == 0;
 	if (db->pool_size >= 0)
 		pool->pool_size = db->pool_size;
@@ -133,7 +132,7 @@ struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *
 	}
 	list_append(&rt.pools, &pool->node);
 	log_debug("pool %s/%s created: size %d, overflow %d, mode %s", pool->db_name, pool->user,
-		  pool->pool_size, pool->max_overflow, cfg_pool_mode_name(pool->mode));
+	          pool->pool_size, pool->max_overflow, cfg_pool_mode_name(pool->mode));
 	return pool;
 }
 
@@ -158,7 +157,7 @@ bool pool_reconfigure(struct pool *pool, const struct cfg_db *db)
 	if (target_db == NULL || (db->host != NULL && host == NULL) ||
 	    (db->password != NULL && password == NULL)) {
 		log_error("pool %s/%s: out of memory, keeping the old target", pool->db_name,
-			  pool->user);
+		          pool->user);
 		free(host);
 		free(target_db);
 		free(password);
@@ -217,9 +216,9 @@ static void slot_give(struct pool *pool)
 static bool caps_allow(const struct pool *pool)
 {
 	return (pool->max_db_connections <= 0 ||
-		pool->db_limit->servers < (unsigned)pool->max_db_connections) &&
+	        pool->db_limit->servers < (unsigned)pool->max_db_connections) &&
 	       (pool->max_user_connections <= 0 ||
-		pool->user_limit->servers < (unsigned)pool->max_user_connections);
+	        pool->user_limit->servers < (unsigned)pool->max_user_connections);
 }
 
 /* Over a database or user cap: close the least recently used idle server of
@@ -236,7 +235,7 @@ static bool evict_for(const struct pool *pool)
 		if (other->db_limit != pool->db_limit && other->user_limit != pool->user_limit)
 			continue;
 		server_close(list_entry(other->idle_servers.prev, struct server, node),
-			     "making room for another pool under max_db/user_connections");
+		             "making room for another pool under max_db/user_connections");
 		return true;
 	}
 	return false;
@@ -274,8 +273,7 @@ void pool_launch(struct pool *pool)
 	unsigned coming = launching(pool);
 	uint64_t now = rt_now_usec();
 
-	if (pool->dying || admin_pool_paused(pool) || rt.shutting_down ||
-	    in_login_retry(pool, now))
+	if (pool->dying || admin_pool_paused(pool) || rt.shutting_down || in_login_retry(pool, now))
 		return; /* PAUSE, KILL, SUSPEND, shutdown, or the server just refused us */
 	if (want == 0 && !list_empty(&pool->welcome_clients) && !pool->have_welcome)
 		want = 1;
@@ -307,8 +305,7 @@ static bool fail_fast(struct pool *pool, struct client *client, uint64_t now)
 	if (!in_login_retry(pool, now) || pool->n_servers > 0)
 		return false;
 	client_fail(client, pool->login_sqlstate[0] ? pool->login_sqlstate : "08006",
-		    "%s (retrying in at most %g s)", pool->login_error,
-		    rt.cfg->server_login_retry);
+	            "%s (retrying in at most %g s)", pool->login_error, rt.cfg->server_login_retry);
 	return true;
 }
 
@@ -353,7 +350,7 @@ void pool_release(struct server *server, bool client_gone)
 	if (!client_gone && client != NULL && client->state == CL_ACTIVE)
 		client_set_state(client, CL_IDLE);
 	bool reset = cfg->server_reset_query != NULL && cfg->server_reset_query[0] != '\0' &&
-		     (pool->mode == POOL_SESSION || cfg->server_reset_query_always);
+	             (pool->mode == POOL_SESSION || cfg->server_reset_query_always);
 
 	if (!server_is_clean(server)) {
 		/* Left inside a transaction with nothing in flight: roll it back and
@@ -364,7 +361,7 @@ void pool_release(struct server *server, bool client_gone)
 			return;
 		}
 		server_close(server, client_gone ? "client disconnected with a query in progress"
-						 : "released while not idle");
+		                                 : "released while not idle");
 		return;
 	}
 	if (reset) {
@@ -480,22 +477,23 @@ bool pool_client_admit(struct pool *pool, struct client *client)
 	const struct cfg_db *db = cfg_find_db(cfg, pool->db_name);
 	const struct cfg_user *uc = cfg_find_user(cfg, client->user);
 	struct pool_limit *ul = limit_get(&rt.user_limits, client->user);
-	int max_db = pick(db != NULL ? db->max_db_client_connections : -1,
-			  cfg->max_db_client_connections);
+	int max_db =
+	    pick(db != NULL ? db->max_db_client_connections : -1, cfg->max_db_client_connections);
 	int max_user = pick(uc != NULL ? uc->max_user_client_connections : -1,
-			    cfg->max_user_client_connections);
+	                    cfg->max_user_client_connections);
 
 	if (ul == NULL) {
 		client_fail(client, "53200", "out of memory");
 		return false;
 	}
 	if (max_db > 0 && pool->db_limit->clients >= (unsigned)max_db) {
-		client_fail(client, "53300", "no more connections allowed (max_db_client_connections)");
+		client_fail(client, "53300",
+		            "no more connections allowed (max_db_client_connections)");
 		return false;
 	}
 	if (max_user > 0 && ul->clients >= (unsigned)max_user) {
 		client_fail(client, "53300",
-			    "no more connections allowed (max_user_client_connections)");
+		            "no more connections allowed (max_user_client_connections)");
 		return false;
 	}
 	pool->db_limit->clients++;
@@ -545,7 +543,7 @@ void pool_free_all(void)
 	{
 		struct pool *pool = list_entry(it, struct pool, node);
 		struct list *lists[] = {&pool->idle_servers, &pool->active_servers,
-					&pool->other_servers};
+		                        &pool->other_servers};
 		size_t i;
 
 		pool->dying = true; /* closing must not launch replacements */

@@ -10,7 +10,7 @@ static uint32_t be32(const uint8_t *p)
 }
 
 enum proto_hdr_result proto_parse_header(const uint8_t *p, size_t avail, bool startup,
-					 uint32_t max_len, struct pkt_hdr *out)
+                                         uint32_t max_len, struct pkt_hdr *out)
 {
 	uint32_t word;
 
@@ -203,7 +203,7 @@ void pkt_end(struct pkt_writer *w)
 }
 
 static void error_like(struct pkt_writer *w, uint8_t type, const char *severity,
-		       const char *sqlstate, const char *msg)
+                       const char *sqlstate, const char *msg)
 {
 	pkt_begin(w, type);
 	pkt_put_u8(w, 'S');
@@ -218,8 +218,7 @@ static void error_like(struct pkt_writer *w, uint8_t type, const char *severity,
 	pkt_end(w);
 }
 
-void proto_error(struct pkt_writer *w, const char *severity, const char *sqlstate,
-		 const char *msg)
+void proto_error(struct pkt_writer *w, const char *severity, const char *sqlstate, const char *msg)
 {
 	error_like(w, PqMsg_ErrorResponse, severity, sqlstate, msg);
 }
@@ -279,7 +278,7 @@ static void copy_field(char *dst, size_t dst_len, const char *src)
 }
 
 void proto_parse_error(const uint8_t *body, size_t len, char *sqlstate, size_t sqlstate_len,
-		       char *msg, size_t msg_len)
+                       char *msg, size_t msg_len)
 {
 	struct pkt_reader r;
 

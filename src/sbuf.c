@@ -292,8 +292,8 @@ static void process(struct sbuf *sb)
 			sb->pkt_left -= (uint32_t)n;
 			continue;
 		}
-		switch (proto_parse_header(b->data + b->pos, avail, sb->startup, sb->max_len,
-					   &hdr)) {
+		switch (
+		    proto_parse_header(b->data + b->pos, avail, sb->startup, sb->max_len, &hdr)) {
 		case PROTO_HDR_SHORT:
 			goto out;
 		case PROTO_HDR_BAD:
@@ -414,7 +414,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	while (sb->out_pos < sb->out_len) {
-		ssize_t n = send(fd, sb->out + sb->out_pos, sb->out_len - sb->out_pos, MSG_NOSIGNAL);
+		ssize_t n =
+		    send(fd, sb->out + sb->out_pos, sb->out_len - sb->out_pos, MSG_NOSIGNAL);
 
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -439,7 +440,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 }
 
 bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, sbuf_pkt_fn on_pkt,
-	       sbuf_event_fn on_event, void *owner)
+               sbuf_event_fn on_event, void *owner)
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->fd = fd;
@@ -484,7 +485,7 @@ void sbuf_close(struct sbuf *sb)
 		 * and the peer may lose our last message. */
 		if (sb->out_len > sb->out_pos)
 			(void)!send(sb->fd, sb->out + sb->out_pos, sb->out_len - sb->out_pos,
-				    MSG_NOSIGNAL);
+			            MSG_NOSIGNAL);
 		for (i = 0; i < 16 && recv(sb->fd, scratch, sizeof(scratch), 0) > 0; i++)
 			;
 		close(sb->fd);

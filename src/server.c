@@ -21,7 +21,7 @@
 #include "scram.h"
 
 static const char *const state_names[] = {"connecting", "login", "idle",  "active",
-					  "reset",      "check", "closed"};
+                                          "reset",      "check", "closed"};
 
 const char *server_state_name(enum server_state state)
 {
@@ -33,7 +33,7 @@ void server_set_state(struct server *server, enum server_state state)
 	struct pool *pool = server->pool;
 
 	log_noise("S-%llu %s/%s: %s -> %s", (unsigned long long)server->id, pool->db_name,
-		  pool->user, state_names[server->state], state_names[state]);
+	          pool->user, state_names[server->state], state_names[state]);
 	list_del(&server->node);
 	server->state = state;
 	switch (state) {
@@ -58,7 +58,7 @@ void server_set_state(struct server *server, enum server_state state)
 }
 
 static void login_failed(struct server *server, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void login_failed(struct server *server, const char *sqlstate, const char *fmt, ...)
 {
@@ -70,7 +70,7 @@ static void login_failed(struct server *server, const char *sqlstate, const char
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warn("S-%llu %s/%s: server login failed: %s", (unsigned long long)server->id,
-		 pool->db_name, pool->user, msg);
+	         pool->db_name, pool->user, msg);
 	pool->login_fail_time = rt_now_usec();
 	pool_login_failed(pool, sqlstate, msg);
 	server_close(server, NULL);
@@ -104,9 +104,9 @@ static void send_startup(struct server *server)
 	pkt_put_str(&w, pool->target_db);
 	if (db != NULL) {
 		const char *names[] = {"client_encoding", "DateStyle", "TimeZone",
-				       "application_name"};
+		                       "application_name"};
 		const char *values[] = {db->client_encoding, db->datestyle, db->timezone,
-					db->application_name};
+		                        db->application_name};
 		size_t i;
 
 		for (i = 0; i < 4; i++) {
@@ -123,7 +123,7 @@ static void send_startup(struct server *server)
 }
 
 static enum sbuf_action server_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr,
-				      const uint8_t *data, size_t avail);
+                                      const uint8_t *data, size_t avail);
 static void server_on_event(struct sbuf *sb, enum sbuf_event ev, long err);
 
 static void on_connected(evutil_socket_t fd, short what, void *arg)
@@ -190,16 +190,17 @@ static void on_dns(void *arg, const struct sockaddr_storage *addrs, size_t n, co
 	server->dns = NULL;
 	if (n == 0) {
 		login_failed(server, "08006", "could not resolve host \"%s\": %s",
-			     server->pool->host, errmsg ? errmsg : "no address");
+		             server->pool->host, errmsg ? errmsg : "no address");
 		return;
 	}
 	memcpy(&server->addr, &addrs[0], sizeof(server->addr));
 	if (addrs[0].ss_family == AF_INET) {
-		((struct sockaddr_in *)&server->addr)->sin_port = htons((uint16_t)server->pool->port);
+		((struct sockaddr_in *)&server->addr)->sin_port =
+		    htons((uint16_t)server->pool->port);
 		server->addr_len = sizeof(struct sockaddr_in);
 	} else {
 		((struct sockaddr_in6 *)&server->addr)->sin6_port =
-			htons((uint16_t)server->pool->port);
+		    htons((uint16_t)server->pool->port);
 		server->addr_len = sizeof(struct sockaddr_in6);
 	}
 	schedule_connect(server);
@@ -222,13 +223,13 @@ struct server *server_launch(struct pool *pool)
 	list_append(&pool->other_servers, &server->node);
 	pool_slot_take(pool);
 	log_debug("S-%llu %s/%s: new server connection", (unsigned long long)server->id,
-		  pool->db_name, pool->user);
+	          pool->db_name, pool->user);
 	if (host == NULL || host[0] == '/' || host[0] == '\0') {
 		struct sockaddr_un *sun = (struct sockaddr_un *)&server->addr;
 
 		sun->sun_family = AF_UNIX;
 		snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/.s.PGSQL.%d",
-			 host && host[0] ? host : "/var/run/postgresql", pool->port);
+		         host && host[0] ? host : "/var/run/postgresql", pool->port);
 		server->addr_len = sizeof(*sun);
 		schedule_connect(server);
 		return server;
@@ -298,13 +299,14 @@ static void auth_sasl_start(struct server *server, struct pkt_reader *r)
 		server->scram = scram_client_new_keys(pool->scram_client_key, &pool->scram_secret);
 	else {
 		login_failed(server, "28P01",
-			     "no password for user \"%s\" usable for SCRAM login to the server "
-			     "(a plain password, or a SCRAM secret after the client logged in "
-			     "with SCRAM)",
-			     pool->user);
+		             "no password for user \"%s\" usable for SCRAM login to the server "
+		             "(a plain password, or a SCRAM secret after the client logged in "
+		             "with SCRAM)",
+		             pool->user);
 		return;
 	}
-	if (server->scram == NULL || !scram_client_first(server->scram, out, sizeof(out), &outlen)) {
+	if (server->scram == NULL ||
+	    !scram_client_first(server->scram, out, sizeof(out), &outlen)) {
 		login_failed(server, "08006", "could not start SCRAM exchange");
 		return;
 	}
@@ -339,9 +341,9 @@ static void handle_auth(struct server *server, const uint8_t *body, size_t len)
 		pw = login_password(server, &kind);
 		if (pw == NULL || kind != SECRET_PLAIN) {
 			login_failed(server, "28P01",
-				     "server asks for a cleartext password and pglease has none "
-				     "for user \"%s\"",
-				     server->pool->user);
+			             "server asks for a cleartext password and pglease has none "
+			             "for user \"%s\"",
+			             server->pool->user);
 			return;
 		}
 		send_password_msg(server, pw, strlen(pw) + 1);
@@ -353,9 +355,9 @@ static void handle_auth(struct server *server, const uint8_t *body, size_t len)
 		pw = login_password(server, &kind);
 		if (salt == NULL || pw == NULL || kind == SECRET_SCRAM) {
 			login_failed(server, "28P01",
-				     "server asks for md5 and pglease has no plain or md5 password "
-				     "for user \"%s\"",
-				     server->pool->user);
+			             "server asks for md5 and pglease has no plain or md5 password "
+			             "for user \"%s\"",
+			             server->pool->user);
 			return;
 		}
 		if (kind == SECRET_PLAIN)
@@ -372,9 +374,9 @@ static void handle_auth(struct server *server, const uint8_t *body, size_t len)
 	case AUTH_REQ_SASL_CONT:
 		if (server->scram == NULL ||
 		    !scram_client_final(server->scram, (const char *)body + 4, len - 4, out,
-					sizeof(out), &outlen, err, sizeof(err))) {
+		                        sizeof(out), &outlen, err, sizeof(err))) {
 			login_failed(server, "28P01", "SCRAM exchange with the server failed: %s",
-				     server->scram ? err : "unexpected message");
+			             server->scram ? err : "unexpected message");
 			return;
 		}
 		send_password_msg(server, out, outlen);
@@ -382,14 +384,14 @@ static void handle_auth(struct server *server, const uint8_t *body, size_t len)
 	case AUTH_REQ_SASL_FIN:
 		if (server->scram == NULL ||
 		    !scram_client_verify(server->scram, (const char *)body + 4, len - 4, err,
-					 sizeof(err))) {
+		                         sizeof(err))) {
 			login_failed(server, "28P01", "server's SCRAM signature is wrong: %s",
-				     server->scram ? err : "unexpected message");
+			             server->scram ? err : "unexpected message");
 		}
 		return;
 	default:
 		login_failed(server, "08P01", "server asks for an unsupported authentication (%u)",
-			     code);
+		             code);
 		return;
 	}
 }
@@ -473,14 +475,14 @@ static bool login_pkt(struct server *server, const struct pkt_hdr *hdr, const ui
 			login_failed(server, "53200", "out of memory");
 			break;
 		}
-		log_debug("S-%llu %s/%s: logged in", (unsigned long long)server->id,
-			  pool->db_name, pool->user);
+		log_debug("S-%llu %s/%s: logged in", (unsigned long long)server->id, pool->db_name,
+		          pool->user);
 		pool_server_ready(server);
 		break;
 	}
 	default:
 		login_failed(server, "08P01", "unexpected message '%c' from server during login",
-			     hdr->type);
+		             hdr->type);
 		break;
 	}
 	return server->state != SV_CLOSED;
@@ -516,7 +518,7 @@ bool server_push_req(struct server *s, uint8_t type, uint8_t flags, struct pstmt
 }
 
 bool server_note_request(struct server *s, uint8_t type, uint32_t len, uint8_t flags,
-			 struct pstmt *ps)
+                         struct pstmt *ps)
 {
 	struct pool_stats *st = &s->pool->stats;
 
@@ -586,8 +588,8 @@ static void write_synth(struct server *s, uint8_t type)
 	static const uint8_t close_complete[5] = {PqMsg_CloseComplete, 0, 0, 0, 4};
 
 	if (s->client != NULL)
-		sbuf_write(&s->client->sb,
-			   type == PqMsg_Parse ? parse_complete : close_complete, 5);
+		sbuf_write(&s->client->sb, type == PqMsg_Parse ? parse_complete : close_complete,
+		           5);
 }
 
 bool server_synth_reply(struct server *s, uint8_t type)
@@ -649,7 +651,7 @@ static void log_hidden_error(struct server *s, const uint8_t *data, uint32_t len
 
 	proto_parse_error(data + 5, len - 5, sqlstate, sizeof(sqlstate), msg, sizeof(msg));
 	log_warn("S-%llu %s/%s: pglease's own query failed: %s %s", (unsigned long long)s->id,
-		 s->pool->db_name, s->pool->user, sqlstate, msg);
+	         s->pool->db_name, s->pool->user, sqlstate, msg);
 }
 
 /* Statistics at each ReadyForQuery answering a client's request. */
@@ -676,7 +678,7 @@ static void refuse_transaction(struct server *s)
 
 	pkt_writer_init(&w);
 	proto_error(&w, "ERROR", "25001",
-		    "transaction blocks not allowed in statement pooling mode");
+	            "transaction blocks not allowed in statement pooling mode");
 	proto_ready(&w, 'I');
 	if (pkt_ok(&w))
 		sbuf_write(&s->client->sb, w.buf, w.len);
@@ -696,7 +698,7 @@ static void after_ready(struct server *s)
 	if (s->state == SV_RESET || s->state == SV_CHECK) {
 		if (s->hidden_failed || s->last_status != 'I') {
 			server_close(s, s->state == SV_CHECK ? "server_check_query failed"
-							     : "server_reset_query failed");
+			                                     : "server_reset_query failed");
 			return;
 		}
 		pool_server_ready(s);
@@ -707,16 +709,15 @@ static void after_ready(struct server *s)
 		pool_release(s, false);
 }
 
-static enum sbuf_action ready_pkt(struct server *s, const struct pkt_hdr *hdr,
-				  const uint8_t *data, bool hide)
+static enum sbuf_action ready_pkt(struct server *s, const struct pkt_hdr *hdr, const uint8_t *data,
+                                  bool hide)
 {
 	s->last_status = hdr->len >= 6 ? data[5] : 'I';
 	s->ready_time = rt_now_usec();
 	s->cancel_time = 0;
 	if (!hide) {
 		note_ready(s);
-		if (s->pool->mode == POOL_STATEMENT && s->last_status != 'I' &&
-		    s->client != NULL) {
+		if (s->pool->mode == POOL_STATEMENT && s->last_status != 'I' && s->client != NULL) {
 			req_pop(s);
 			refuse_transaction(s);
 			return SBUF_CONSUMED;
@@ -730,8 +731,8 @@ static enum sbuf_action ready_pkt(struct server *s, const struct pkt_hdr *hdr,
 	return SBUF_CONSUMED;
 }
 
-static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr,
-				  const uint8_t *data, size_t avail)
+static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr, const uint8_t *data,
+                                  size_t avail)
 {
 	struct req *h = req_head(s);
 	bool hide = h != NULL && (h->flags & REQ_HIDE);
@@ -768,8 +769,8 @@ static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr,
 		 * the server goes away); an idle server is out of step: drop it. */
 		if (s->client == NULL) {
 			server_close(s, type == PqMsg_ErrorResponse
-						? "server sent an error while idle"
-						: "unexpected data from idle server");
+			                    ? "server sent an error while idle"
+			                    : "unexpected data from idle server");
 			return SBUF_STOP;
 		}
 		return SBUF_FORWARD;
@@ -781,8 +782,7 @@ static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr,
 			log_hidden_error(s, data, hdr->len);
 			if (s->state == SV_CHECK || s->state == SV_RESET)
 				s->hidden_failed = true;
-		}
-		else if (s->client != NULL)
+		} else if (s->client != NULL)
 			sbuf_forward_current(&s->sb, hdr->len);
 		if (h->type != PqMsg_Query && h->type != PqMsg_FunctionCall) {
 			error_skips_batch(s);
@@ -809,7 +809,7 @@ static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr,
 }
 
 static enum sbuf_action server_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr,
-				      const uint8_t *data, size_t avail)
+                                      const uint8_t *data, size_t avail)
 {
 	struct server *server = sb->owner;
 
@@ -865,8 +865,7 @@ void server_link(struct server *server, struct client *client)
 	sbuf_set_dst(&server->sb, &client->sb);
 	pkt_writer_init(&w);
 	if (varcache_apply_query(&client->vars, &server->vars, &w)) {
-		if (!send_msg(server, &w) ||
-		    !server_push_req(server, PqMsg_Query, REQ_HIDE, NULL))
+		if (!send_msg(server, &w) || !server_push_req(server, PqMsg_Query, REQ_HIDE, NULL))
 			server_close(server, "could not send SET");
 		return;
 	}
@@ -935,11 +934,11 @@ void server_close(struct server *server, const char *reason)
 		return;
 	if (reason != NULL)
 		log_info("S-%llu %s/%s: closing server connection: %s",
-			 (unsigned long long)server->id, pool->db_name, pool->user, reason);
+		         (unsigned long long)server->id, pool->db_name, pool->user, reason);
 	if (client != NULL) {
 		server_unlink(server);
 		client_fail(client, "08006", "server connection lost: %s",
-			    reason ? reason : "closed");
+		            reason ? reason : "closed");
 	}
 	if (server->dns != NULL) {
 		dns_cancel(server->dns);

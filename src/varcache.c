@@ -7,8 +7,8 @@
 #include <strings.h>
 
 static const char *var_names[VAR_MAX] = {
-	"client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
-	"application_name"};
+    "client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "standard_conforming_strings",
+    "application_name"};
 static char extra_names[VAR_EXTRA_MAX][64];
 static int n_vars = VAR_FIXED_COUNT;
 
@@ -66,7 +66,8 @@ bool varcache_fill(struct varcache *dst, const struct varcache *src)
 	int i;
 
 	for (i = 0; i < n_vars; i++)
-		if (dst->val[i] == NULL && src->val[i] != NULL && !varcache_set(dst, i, src->val[i]))
+		if (dst->val[i] == NULL && src->val[i] != NULL &&
+		    !varcache_set(dst, i, src->val[i]))
 			return false;
 	return true;
 }
@@ -98,7 +99,7 @@ static void put_literal(struct pkt_writer *w, const char *v)
 }
 
 bool varcache_apply_query(const struct varcache *want, const struct varcache *have,
-			  struct pkt_writer *w)
+                          struct pkt_writer *w)
 {
 	bool any = false;
 	int i;

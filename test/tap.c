@@ -53,11 +53,11 @@ void tap_diag(const char *fmt, ...)
 bool tap_is_str(const char *got, const char *want, const char *name)
 {
 	bool eq = (got == NULL && want == NULL) ||
-		  (got != NULL && want != NULL && strcmp(got, want) == 0);
+	          (got != NULL && want != NULL && strcmp(got, want) == 0);
 
 	if (!tap_ok(eq, "%s", name))
 		tap_diag("  got: '%s'\n#   expected: '%s'", got ? got : "(null)",
-			 want ? want : "(null)");
+		         want ? want : "(null)");
 	return eq;
 }
 

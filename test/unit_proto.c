@@ -17,20 +17,20 @@ static void test_headers(void)
 	tap_ok(proto_parse_header(q, 4, false, PROTO_MAX_MSG_LEN, &h) == PROTO_HDR_SHORT,
 	       "4 bytes are not a header");
 	tap_ok(proto_parse_header(q, sizeof(q), false, PROTO_MAX_MSG_LEN, &h) == PROTO_HDR_OK &&
-		       h.type == 'Q' && h.len == 10,
+	           h.type == 'Q' && h.len == 10,
 	       "Query header: type and total length including the type byte");
 	tap_ok(proto_parse_header(small, sizeof(small), false, PROTO_MAX_MSG_LEN, &h) ==
-		       PROTO_HDR_BAD,
+	           PROTO_HDR_BAD,
 	       "length word below 4 is refused");
 	tap_ok(proto_parse_header(huge, sizeof(huge), false, PROTO_MAX_MSG_LEN, &h) ==
-		       PROTO_HDR_BAD,
+	           PROTO_HDR_BAD,
 	       "length beyond the 1 GB message limit is refused");
 	tap_ok(proto_parse_header(startup, sizeof(startup), true, PROTO_MAX_STARTUP_LEN, &h) ==
-			   PROTO_HDR_OK &&
-		       h.type == 0 && h.len == 8,
+	               PROTO_HDR_OK &&
+	           h.type == 0 && h.len == 8,
 	       "startup-phase header has no type byte");
 	tap_ok(proto_parse_header(startup_big, sizeof(startup_big), true, PROTO_MAX_STARTUP_LEN,
-				  &h) == PROTO_HDR_BAD,
+	                          &h) == PROTO_HDR_BAD,
 	       "oversized startup packet is refused");
 }
 
@@ -70,7 +70,7 @@ static void test_writer(void)
 	tap_is_str(state, "28P01", "ErrorResponse round trip: SQLSTATE");
 	tap_is_str(msg, "bad password", "ErrorResponse round trip: message");
 	tap_is_int((w.buf[1] << 24) | (w.buf[2] << 16) | (w.buf[3] << 8) | w.buf[4],
-		   (long long)w.len - 1, "length word covers everything but the type byte");
+	           (long long)w.len - 1, "length word covers everything but the type byte");
 	pkt_writer_free(&w);
 
 	pkt_writer_init(&w);
@@ -86,7 +86,8 @@ static void test_varcache(void)
 	struct varcache want = {0}, have = {0};
 	struct pkt_writer w;
 
-	tap_is_int(varcache_lookup("datestyle"), VAR_DATESTYLE, "tracked names are case-insensitive");
+	tap_is_int(varcache_lookup("datestyle"), VAR_DATESTYLE,
+	           "tracked names are case-insensitive");
 	tap_is_int(varcache_lookup("search_path"), -1, "untracked name");
 	(void)!varcache_set(&want, VAR_DATESTYLE, "ISO, DMY");
 	(void)!varcache_set(&have, VAR_DATESTYLE, "ISO, MDY");
@@ -94,8 +95,8 @@ static void test_varcache(void)
 	pkt_writer_init(&w);
 	tap_ok(varcache_apply_query(&want, &have, &w), "differing values need a SET");
 	tap_is_str((const char *)w.buf + 5,
-		   "SET DateStyle = 'ISO, DMY';SET application_name = E'it''s\\\\x';",
-		   "one combined SET, quotes and backslashes escaped");
+	           "SET DateStyle = 'ISO, DMY';SET application_name = E'it''s\\\\x';",
+	           "one combined SET, quotes and backslashes escaped");
 	pkt_writer_free(&w);
 	(void)!varcache_set(&have, VAR_DATESTYLE, "ISO, DMY");
 	(void)!varcache_set(&have, VAR_APPNAME, "it's\\x");
