@@ -72,7 +72,7 @@ struct sbuf {
 	void *owner;
 
 	struct event ev_read;
-	struct event ev_write;
+	struct event *ev_write; /* only while output is queued */
 	struct iobuf *in;
 
 	/* queued output */

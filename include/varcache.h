@@ -23,11 +23,14 @@ enum var_id {
 };
 
 /* Room for track_extra_parameters beyond the fixed ones. */
-#define VAR_EXTRA_MAX 16
+#define VAR_EXTRA_MAX 8
 #define VAR_MAX       (VAR_FIXED_COUNT + VAR_EXTRA_MAX)
 
+/* Values are interned: equal strings are stored once for all connections
+ * (most clients of an application send the same settings), so a client's
+ * parameters cost pointers, not allocations. */
 struct varcache {
-	char *val[VAR_MAX]; /* NULL: not known */
+	const char *val[VAR_MAX]; /* NULL: not known */
 };
 
 /* Track the parameters named in LIST (comma/space separated) as well, as

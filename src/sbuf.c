@@ -69,8 +69,11 @@ static void mark_failed(struct sbuf *sb, int err)
 		return;
 	sb->failed = true;
 	sb->fail_err = err;
-	event_active(&sb->ev_write, EV_WRITE, 0);
+	/* Reported from the loop, not from inside whoever was writing. */
+	event_active(&sb->ev_read, EV_READ, 0);
 }
+
+static void on_write(evutil_socket_t fd, short what, void *arg);
 
 static bool queue_out(struct sbuf *sb, const uint8_t *data, size_t len)
 {
@@ -95,7 +98,15 @@ static bool queue_out(struct sbuf *sb, const uint8_t *data, size_t len)
 	}
 	memcpy(sb->out + sb->out_len, data, len);
 	sb->out_len += len;
-	event_add(&sb->ev_write, NULL);
+	/* The write event exists only while output is queued (idle connections
+	 * do not pay for it). */
+	if (sb->ev_write == NULL) {
+		sb->ev_write = event_new(event_get_base(&sb->ev_read), sb->fd,
+					 EV_WRITE | EV_PERSIST, on_write, sb);
+		if (sb->ev_write == NULL)
+			return false;
+	}
+	event_add(sb->ev_write, NULL);
 	return true;
 }
 
@@ -352,7 +363,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	(void)what;
-	if (sb->closed || sb->blocked)
+	if (sb->closed)
+		return;
+	if (sb->failed) {
+		halt(sb);
+		sb->on_event(sb, SBUF_EV_ERROR, sb->fail_err);
+		return;
+	}
+	if (sb->blocked)
 		return;
 	if (sb->resuming && !sb->stopped) {
 		/* Woken to work through what is buffered; epoll tells us about more. */
@@ -409,7 +427,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 	if (sb->closed)
 		return;
 	if (sb->failed) {
-		event_del(&sb->ev_write);
+		event_del(sb->ev_write);
 		sb->on_event(sb, SBUF_EV_ERROR, sb->fail_err);
 		return;
 	}
@@ -420,7 +438,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
-			event_del(&sb->ev_write);
+			event_del(sb->ev_write);
 			sb->failed = true;
 			sb->on_event(sb, SBUF_EV_ERROR, errno);
 			return;
@@ -428,7 +446,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		sb->out_pos += (size_t)n;
 		sb->bytes_out += (uint64_t)n;
 	}
-	event_del(&sb->ev_write);
+	event_free(sb->ev_write);
+	sb->ev_write = NULL;
 	free(sb->out);
 	sb->out = NULL;
 	sb->out_pos = sb->out_len = sb->out_cap = 0;
@@ -448,8 +467,7 @@ bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, sbuf_pkt_fn on_
 	sb->on_pkt = on_pkt;
 	sb->on_event = on_event;
 	sb->owner = owner;
-	if (event_assign(&sb->ev_read, base, fd, EV_READ | EV_PERSIST, on_read, sb) == -1 ||
-	    event_assign(&sb->ev_write, base, fd, EV_WRITE | EV_PERSIST, on_write, sb) == -1)
+	if (event_assign(&sb->ev_read, base, fd, EV_READ | EV_PERSIST, on_read, sb) == -1)
 		return false;
 	return event_add(&sb->ev_read, NULL) == 0;
 }
@@ -460,7 +478,10 @@ void sbuf_close(struct sbuf *sb)
 		return;
 	sb->closed = true;
 	event_del(&sb->ev_read);
-	event_del(&sb->ev_write);
+	if (sb->ev_write != NULL) {
+		event_free(sb->ev_write);
+		sb->ev_write = NULL;
+	}
 	if (sb->feeder != NULL) {
 		sb->feeder->span_start = sb->feeder->span_end = 0;
 		sb->feeder = NULL;

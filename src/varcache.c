@@ -2,6 +2,8 @@
 #include "varcache.h"
 
 #include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,6 +34,68 @@ bool varcache_configure(const char *list)
 	return true;
 }
 
+/* ---- interned values ---- */
+
+#define INTERN_BUCKETS 256
+
+struct istr {
+	struct istr *next;
+	uint32_t refs;
+	uint32_t hash;
+	char s[];
+};
+
+static struct istr *interned[INTERN_BUCKETS];
+
+static uint32_t str_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+/* A shared copy of S with a reference taken, or NULL on out-of-memory. */
+static const char *intern(const char *s)
+{
+	uint32_t h = str_hash(s);
+	struct istr **slot = &interned[h % INTERN_BUCKETS], *e;
+	size_t len;
+
+	for (e = *slot; e != NULL; e = e->next) {
+		if (e->hash == h && strcmp(e->s, s) == 0) {
+			e->refs++;
+			return e->s;
+		}
+	}
+	len = strlen(s);
+	e = malloc(sizeof(*e) + len + 1);
+	if (e == NULL)
+		return NULL;
+	e->refs = 1;
+	e->hash = h;
+	memcpy(e->s, s, len + 1);
+	e->next = *slot;
+	*slot = e;
+	return e->s;
+}
+
+static void unintern(const char *s)
+{
+	struct istr *e, **slot;
+
+	if (s == NULL)
+		return;
+	e = (struct istr *)(void *)(s - offsetof(struct istr, s));
+	if (--e->refs > 0)
+		return;
+	for (slot = &interned[e->hash % INTERN_BUCKETS]; *slot != e; slot = &(*slot)->next)
+		;
+	*slot = e->next;
+	free(e);
+}
+
 int varcache_lookup(const char *name)
 {
 	int i;
@@ -49,15 +113,15 @@ const char *varcache_name(int id)
 
 bool varcache_set(struct varcache *vc, int id, const char *value)
 {
-	char *copy;
+	const char *v;
 
 	if (vc->val[id] != NULL && strcmp(vc->val[id], value) == 0)
 		return true;
-	copy = strdup(value);
-	if (copy == NULL)
+	v = intern(value);
+	if (v == NULL)
 		return false;
-	free(vc->val[id]);
-	vc->val[id] = copy;
+	unintern(vc->val[id]);
+	vc->val[id] = v;
 	return true;
 }
 
@@ -77,7 +141,7 @@ void varcache_clear(struct varcache *vc)
 	int i;
 
 	for (i = 0; i < n_vars; i++) {
-		free(vc->val[i]);
+		unintern(vc->val[i]);
 		vc->val[i] = NULL;
 	}
 }
