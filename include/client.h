@@ -49,6 +49,7 @@ struct client {
 
 	char *user;
 	char *dbname;
+	char *replication; /* "replication" startup value (true, database), or NULL */
 	struct varcache vars;
 	struct pmap pmap; /* named prepared statements (transaction/statement pooling) */
 	uint8_t cancel_key[8];

@@ -39,10 +39,11 @@ struct pool_param {
 };
 
 struct pool {
-	struct list node; /* in rt.pools */
-	char *db_name;    /* the [databases] name the clients asked for */
-	char *user;       /* user the server connections log in as */
-	bool forced_user; /* user= given in the database entry */
+	struct list node;  /* in rt.pools */
+	char *db_name;     /* the [databases] name the clients asked for */
+	char *user;        /* user the server connections log in as */
+	bool forced_user;  /* user= given in the database entry */
+	char *replication; /* replication connections: the startup value; else NULL */
 
 	/* target, copied from the database entry */
 	char *host; /* NULL: default unix socket dir */
@@ -90,8 +91,11 @@ struct pool {
 };
 
 /* Find or create the pool for database entry DB as asked under DB_NAME by
- * CLIENT_USER.  NULL on out-of-memory. */
-struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *client_user);
+ * CLIENT_USER.  REPLICATION (the client's "replication" startup value, or
+ * NULL) selects a separate pool of replication connections: session
+ * pooling, never reset or reused.  NULL on out-of-memory. */
+struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *client_user,
+                      const char *replication);
 /* Take the settings of database entry DB again (RELOAD).  True when the
  * target (host, port, dbname, password) changed: the caller retires the
  * servers connected to the old one. */

@@ -171,6 +171,7 @@ void client_reap(void)
 
 		free(c->user);
 		free(c->dbname);
+		free(c->replication);
 		free(c->secret);
 		varcache_clear(&c->vars);
 		pmap_clear(&c->pmap);
@@ -276,7 +277,7 @@ static void auth_done(struct client *c)
 		client_fail(c, "3D000", "no such database: %s", c->dbname);
 		return;
 	}
-	c->pool = pool_get(c->dbname, db, c->user);
+	c->pool = pool_get(c->dbname, db, c->user, c->replication);
 	if (c->pool == NULL) {
 		client_fail(c, "53200", "out of memory");
 		return;
@@ -490,6 +491,15 @@ static bool take_param(struct client *c, const char *name, const char *value, ch
 		free(c->dbname);
 		c->dbname = strdup(value);
 		return c->dbname != NULL;
+	}
+	if (strcmp(name, "replication") == 0) {
+		/* A replication connection gets a server of its own (COPY BOTH). */
+		if (strcasecmp(value, "false") == 0 || strcasecmp(value, "off") == 0 ||
+		    strcasecmp(value, "no") == 0 || strcmp(value, "0") == 0)
+			return true;
+		free(c->replication);
+		c->replication = strdup(value);
+		return c->replication != NULL;
 	}
 	id = varcache_lookup(name);
 	if (id >= 0)

@@ -32,6 +32,7 @@ static void pool_free(struct pool *pool)
 	free(pool->host);
 	free(pool->target_db);
 	free(pool->password);
+	free(pool->replication);
 	free(pool);
 }
 
@@ -85,9 +86,17 @@ static void pool_settings(struct pool *pool, const struct cfg_db *db, const stru
 		pool->mode = (enum pool_mode)db->pool_mode;
 	else
 		pool->mode = cfg->pool_mode;
+	if (pool->replication != NULL)
+		pool->mode = POOL_SESSION;
 }
 
-struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *client_user)
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *client_user,
+                      const char *replication)
 {
 	const struct config *cfg = rt.cfg;
 	const char *user = db->user != NULL ? db->user : client_user;
@@ -98,7 +107,8 @@ struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *
 	list_for_each_safe(it, tmp, &rt.pools)
 	{
 		pool = list_entry(it, struct pool, node);
-		if (strcmp(pool->db_name, db_name) == 0 && strcmp(pool->user, user) == 0)
+		if (strcmp(pool->db_name, db_name) == 0 && strcmp(pool->user, user) == 0 &&
+		    same_str(pool->replication, replication))
 			return pool;
 	}
 	pool = calloc(1, sizeof(*pool));
@@ -118,6 +128,7 @@ struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *
 	pool->port = db->port > 0 ? db->port : 5432;
 	pool->target_db = strdup(db->dbname != NULL ? db->dbname : db_name);
 	pool->password = dup_or_null(db->password);
+	pool->replication = dup_or_null(replication);
 	pool->db_limit = limit_get(&rt.db_limits, db_name);
 	pool->user_limit = limit_get(&rt.user_limits, user);
 	pool->idle_since = rt_now_usec();
@@ -126,7 +137,8 @@ struct pool *pool_get(const char *db_name, const struct cfg_db *db, const char *
 	if (pool->db_name == NULL || pool->user == NULL || pool->target_db == NULL ||
 	    pool->db_limit == NULL || pool->user_limit == NULL ||
 	    (db->host != NULL && pool->host == NULL) ||
-	    (db->password != NULL && pool->password == NULL)) {
+	    (db->password != NULL && pool->password == NULL) ||
+	    (replication != NULL && pool->replication == NULL)) {
 		pool_free(pool);
 		return NULL;
 	}
@@ -349,6 +361,10 @@ void pool_release(struct server *server, bool client_gone)
 	server_unlink(server);
 	if (!client_gone && client != NULL && client->state == CL_ACTIVE)
 		client_set_state(client, CL_IDLE);
+	if (pool->replication != NULL) {
+		server_close(server, "replication connection ends with its client");
+		return;
+	}
 	bool reset = cfg->server_reset_query != NULL && cfg->server_reset_query[0] != '\0' &&
 	             (pool->mode == POOL_SESSION || cfg->server_reset_query_always);
 

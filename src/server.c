@@ -102,6 +102,10 @@ static void send_startup(struct server *server)
 	pkt_put_str(&w, pool->user);
 	pkt_put_str(&w, "database");
 	pkt_put_str(&w, pool->target_db);
+	if (pool->replication != NULL) {
+		pkt_put_str(&w, "replication");
+		pkt_put_str(&w, pool->replication);
+	}
 	if (db != NULL) {
 		const char *names[] = {"client_encoding", "DateStyle", "TimeZone",
 		                       "application_name"};
@@ -864,7 +868,9 @@ void server_link(struct server *server, struct client *client)
 	sbuf_set_dst(&client->sb, &server->sb);
 	sbuf_set_dst(&server->sb, &client->sb);
 	pkt_writer_init(&w);
-	if (varcache_apply_query(&client->vars, &server->vars, &w)) {
+	/* A walsender takes no SET; its startup parameters are the session's. */
+	if (server->pool->replication == NULL &&
+	    varcache_apply_query(&client->vars, &server->vars, &w)) {
 		if (!send_msg(server, &w) || !server_push_req(server, PqMsg_Query, REQ_HIDE, NULL))
 			server_close(server, "could not send SET");
 		return;

@@ -134,7 +134,7 @@ static void new_client(int slot)
 	c->state = CL_LOGIN;
 	list_append(&rt.login_clients, &c->node);
 	rt.n_clients++;
-	c->pool = pool_get("db", cfg_find_db(rt.cfg, "db"), user);
+	c->pool = pool_get("db", cfg_find_db(rt.cfg, "db"), user, NULL);
 	if (!pool_client_admit(c->pool, c)) {
 		clients[slot] = NULL; /* refused: closed by the pool */
 		return;
