@@ -467,6 +467,8 @@ static bool drops_all_statements(const char *q)
 
 	while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
 		q++;
+	if (*q != 'd' && *q != 'D')
+		return false;
 	for (i = 0; i < 2; i++) {
 		n = strlen(forms[i]);
 		if (strncasecmp(q, forms[i], n) == 0) {

@@ -171,7 +171,8 @@ bool varcache_apply_query(const struct varcache *want, const struct varcache *ha
 	for (i = 0; i < n_vars; i++) {
 		const char *v = want->val[i];
 
-		if (v == NULL || (have->val[i] != NULL && strcmp(have->val[i], v) == 0))
+		/* Interned: equal values are the same pointer. */
+		if (v == NULL || have->val[i] == v)
 			continue;
 		/* The server reports this one; SETting it is refused. */
 		if (i == VAR_STD_STRINGS && have->val[i] == NULL)
