@@ -33,6 +33,10 @@ void auth_file_free(struct auth_file *af);
 /* The entry for USER, or NULL.  Owned by AF. */
 const struct auth_entry *auth_file_find(const struct auth_file *af, const char *user);
 
+/* Number of entries, and entry I (0 <= I < count) in name order; owned by AF. */
+size_t auth_file_count(const struct auth_file *af);
+const struct auth_entry *auth_file_entry(const struct auth_file *af, size_t i);
+
 /* Classify a stored secret: "md5" + 32 hex = MD5, "SCRAM-SHA-256$..." = SCRAM, else PLAIN. */
 enum auth_secret_kind auth_secret_kind(const char *secret);
 

@@ -1,5 +1,8 @@
 /* admin_show: the console's SHOW commands; see include/admin_show.h. */
 #include "admin_int.h"
+#include "auth.h"
+#include "net.h"
+#include "dns.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -631,10 +634,18 @@ static void show_users(struct pkt_writer *w)
 	ROWDESC(w, users_cols);
 	for (i = 0; i < cfg->n_users; i++)
 		user_row(w, cfg->users[i].name, &cfg->users[i]);
-	/* users known from their pools, once each */
+	/* users of the auth_file not in [users] */
+	for (i = 0; i < auth_file_count(rt.auth); i++) {
+		const char *name = auth_file_entry(rt.auth, i)->name;
+
+		if (cfg_find_user(cfg, name) == NULL)
+			user_row(w, name, NULL);
+	}
+	/* users known only from their pools, once each */
 	for (it = rt.pools.next; it != &rt.pools; it = it->next) {
 		const char *name = list_entry(it, const struct pool, node)->user;
-		bool seen = cfg_find_user(cfg, name) != NULL;
+		bool seen =
+		    cfg_find_user(cfg, name) != NULL || auth_file_find(rt.auth, name) != NULL;
 
 		for (jt = rt.pools.next; jt != it && !seen; jt = jt->next)
 			seen = strcmp(list_entry(jt, const struct pool, node)->user, name) == 0;
@@ -978,10 +989,41 @@ static const struct admin_col dns_zones_cols[] = {
     {"count", ADMIN_T_INT4},
 };
 
+static void dns_host_row(void *arg, const char *host, double ttl,
+                         const struct sockaddr_storage *addrs, size_t n)
+{
+	struct pkt_writer *w = arg;
+	char list[512] = "", one[80];
+	size_t i, used = 0;
+
+	for (i = 0; i < n; i++) {
+		char *colon;
+
+		net_addr_text(&addrs[i], one, sizeof(one));
+		/* addresses only: drop ":port" (and the brackets of IPv6) */
+		colon = strrchr(one, ':');
+		if (colon != NULL)
+			*colon = '\0';
+		if (one[0] == '[') {
+			memmove(one, one + 1, strlen(one));
+			one[strlen(one) - 1] = '\0';
+		}
+		used +=
+		    (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i ? "," : "", one);
+		if (used >= sizeof(list))
+			break;
+	}
+	admin_row_begin(w, 3);
+	admin_put_text(w, host);
+	admin_put_int(w, (long long)ttl);
+	admin_put_text(w, list);
+	admin_row_end(w);
+}
+
 static void show_dns_hosts(struct pkt_writer *w)
 {
-	/* The dns module keeps its cache private; no rows until it exports a walk. */
 	ROWDESC(w, dns_hosts_cols);
+	dns_cache_walk(dns_host_row, w);
 }
 
 static void show_dns_zones(struct pkt_writer *w)

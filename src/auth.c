@@ -302,6 +302,16 @@ const struct auth_entry *auth_file_find(const struct auth_file *af, const char *
 	return bsearch(&key, af->entries, af->count, sizeof(key), cmp_entry);
 }
 
+size_t auth_file_count(const struct auth_file *af)
+{
+	return af != NULL ? af->count : 0;
+}
+
+const struct auth_entry *auth_file_entry(const struct auth_file *af, size_t i)
+{
+	return af != NULL && i < af->count ? &af->entries[i] : NULL;
+}
+
 /* ---- secrets ------------------------------------------------------------ */
 
 enum auth_secret_kind auth_secret_kind(const char *secret)

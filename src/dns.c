@@ -651,3 +651,20 @@ unsigned long dns_query_count(void)
 {
 	return dns_state.queries;
 }
+
+void dns_cache_walk(dns_walk_cb cb, void *arg)
+{
+	struct dns_link *it;
+	double now = dns_now();
+
+	if (!dns_state.running)
+		return;
+	for (it = dns_state.cache.next; it != &dns_state.cache; it = it->next) {
+		struct dns_entry *e = DNS_ITEM(it, struct dns_entry, link);
+
+		if (e->answer == NULL)
+			continue;
+		cb(arg, e->host, e->expires > now ? e->expires - now : 0, e->answer->addrs,
+		   e->answer->errmsg != NULL ? 0 : e->answer->n);
+	}
+}
