@@ -11,6 +11,9 @@
  *             gets 42P05 as from PostgreSQL; Close, DEALLOCATE ALL and DISCARD
  *             ALL make the name unknown (26000) everywhere and free to reuse;
  *             names are private to each client.
+ *   others    one client's DEALLOCATE ALL / DISCARD ALL (as psycopg 3 sends after
+ *             a DROP or ROLLBACK) does not remove another client's statements
+ *             from the server they share.
  *   many      10 forked clients with statements of the same name but different
  *             text, interleaving on pool_size=3: every result right, never more
  *             than 3 backends, statements used on more than one backend.
@@ -332,6 +335,52 @@ static void raw_prepared(void)
 	PQfinish(c);
 }
 
+/* DEALLOCATE ALL / DISCARD ALL of one client leave the other clients' statements alone. */
+static void others_untouched(void)
+{
+	struct h_conn a, b;
+	struct h_wbuf w = {0};
+
+	if (!h_ok(raw_login(&a, "one") && raw_login(&b, "one"), "others: logins (pool_size=1)"))
+		return;
+	h_wb_parse(&w, "mine", "SELECT $1::int + 1");
+	bind_exec(&w, "mine", "1");
+	h_is_str(roundtrip(&a, &w, 1), "1 2 D:2 C:SELECT 1 ZI", "others: A prepares and runs mine");
+	h_wb_parse(&w, "theirs", "SELECT 'theirs'");
+	h_wb_sync(&w);
+	roundtrip(&b, &w, 1);
+	h_wb_query(&w, "DEALLOCATE ALL");
+	h_is_str(roundtrip(&b, &w, 1), "C:DEALLOCATE ALL ZI",
+	         "others: B runs DEALLOCATE ALL on the same server");
+	bind_exec(&w, "mine", "2");
+	h_is_str(roundtrip(&a, &w, 1), "2 D:3 C:SELECT 1 ZI",
+	         "others: A's statement still works after B's DEALLOCATE ALL");
+	h_wb_query(&w, "DISCARD ALL");
+	h_is_str(roundtrip(&b, &w, 1), "C:DISCARD ALL ZI",
+	         "others: B runs DISCARD ALL on the same server");
+	bind_exec(&w, "mine", "3");
+	h_is_str(roundtrip(&a, &w, 1), "2 D:4 C:SELECT 1 ZI",
+	         "others: A's statement still works after B's DISCARD ALL");
+	/* The same over the extended protocol (psycopg 3 sends DEALLOCATE ALL so). */
+	h_wb_parse(&w, "", "DEALLOCATE ALL");
+	bind_exec(&w, "", NULL);
+	h_is_str(roundtrip(&b, &w, 1), "1 2 C:DEALLOCATE ALL ZI",
+	         "others: B runs DEALLOCATE ALL as Parse/Bind/Execute");
+	bind_exec(&w, "mine", "4");
+	h_is_str(roundtrip(&a, &w, 1), "2 D:5 C:SELECT 1 ZI",
+	         "others: A's statement still works after B's extended-protocol DEALLOCATE ALL");
+	h_wb_parse(&w, "", "DISCARD ALL");
+	bind_exec(&w, "", NULL);
+	h_is_str(roundtrip(&b, &w, 1), "1 2 C:DISCARD ALL ZI",
+	         "others: B runs DISCARD ALL as Parse/Bind/Execute");
+	bind_exec(&w, "mine", "5");
+	h_is_str(roundtrip(&a, &w, 1), "2 D:6 C:SELECT 1 ZI",
+	         "others: A's statement still works after B's extended-protocol DISCARD ALL");
+	h_wb_free(&w);
+	h_conn_close(&a);
+	h_conn_close(&b);
+}
+
 /* ---- 10 clients on 3 servers ------------------------------------------ */
 
 #define MANY_CLIENTS 10
@@ -603,6 +652,8 @@ int main(void)
 		libpq_prepared();
 	if (want("raw"))
 		raw_prepared();
+	if (want("others"))
+		others_untouched();
 	if (want("many"))
 		many_clients();
 	if (want("pgbench"))
