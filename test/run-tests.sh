@@ -48,6 +48,13 @@ finish() {
 # ---- packages ---------------------------------------------------------------
 PACKAGES="build-essential autoconf automake pkg-config libevent-dev libc-ares-dev libssl-dev
 	libpq-dev postgresql-15 postgresql-client-15"
+# The client libraries test/e2e_clients drives: psycopg2, psycopg 3 and
+# SQLAlchemy for /usr/bin/python3, and node + npm for node-postgres (a node
+# that already brings its npm, as NodeSource's does, is kept).
+PACKAGES="$PACKAGES python3-psycopg2 python3-psycopg python3-sqlalchemy"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	PACKAGES="$PACKAGES nodejs npm"
+fi
 missing=""
 for p in $PACKAGES; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -63,6 +70,20 @@ if [ -n "$missing" ]; then
 		echo "run-tests.sh: apt-get failed" >&2
 		finish 0 1
 	fi
+fi
+
+# node-postgres (npm "pg") for test/e2e_clients, into test/clients/node_modules
+# (ignored by git).  Without the registry e2e_clients reports node-postgres as
+# skipped, with the reason, instead of failing.
+if [ ! -f "$ROOT/test/clients/node_modules/pg/package.json" ] && command -v npm >/dev/null 2>&1; then
+	echo "==> npm install pg (into test/clients)"
+	npmlog="${TMPDIR:-/tmp}/pglease-npm.$$.log"
+	if ! timeout 300 npm install --no-save --no-audit --no-fund --prefix "$ROOT/test/clients" pg \
+		>"$npmlog" 2>&1; then
+		tail -5 "$npmlog"
+		echo "run-tests.sh: npm install pg failed; e2e_clients will skip node-postgres" >&2
+	fi
+	rm -f "$npmlog"
 fi
 
 # ---- build ------------------------------------------------------------------
