@@ -43,6 +43,7 @@ struct client {
 	bool admin;           /* logged in to the admin console */
 	bool admitted;        /* counted by pool_client_admit() */
 	bool cancel_pending;  /* a CancelRequest connection waiting for its cancel */
+	bool skip_to_sync;    /* pglease sent an error in a batch: skip to its Sync */
 	bool wait_notified;   /* got the query_wait_notify NOTICE */
 	uint64_t last_active; /* last request batch started (client_idle_timeout) */
 	bool admin_readonly;  /* stats_users: SHOW only */

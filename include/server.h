@@ -39,6 +39,7 @@ struct req {
 	uint8_t type; /* frontend message type */
 	uint8_t flags;
 	struct pstmt *ps; /* Parse of a named statement (a reference), or NULL */
+	char *name;       /* the client's statement name (owned), for its error messages */
 };
 
 struct server {
@@ -109,6 +110,12 @@ bool server_note_request(struct server *s, uint8_t type, uint32_t len, uint8_t f
 /* Reply to a Parse or Close that pglease answers itself, in order with the
  * replies still coming from the server.  False on OOM. */
 bool server_synth_reply(struct server *s, uint8_t type) __attribute__((warn_unused_result));
+/* Answer, in order, with PostgreSQL's error for a Parse of a statement NAME
+ * the client already has (42P05).  False on OOM. */
+bool server_synth_duplicate(struct server *s, const char *name) __attribute__((warn_unused_result));
+/* The client's name for the statement of the request just queued (its
+ * errors will say NAME, not the server-side name).  False on OOM. */
+bool server_name_last_req(struct server *s, const char *name) __attribute__((warn_unused_result));
 /* True when no reply is pending and the session is not inside a transaction. */
 bool server_is_clean(const struct server *server);
 /* Give up a login (timeout): tell waiting clients, close. */

@@ -702,6 +702,13 @@ static enum sbuf_action client_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr
 		client_close(c, "client terminated");
 		return SBUF_STOP;
 	}
+	if (c->skip_to_sync) {
+		/* pglease answered an extended-protocol message with an error: like
+		 * PostgreSQL, ignore the rest of the batch up to its Sync. */
+		if (hdr->type != PqMsg_Sync)
+			return SBUF_SKIP;
+		c->skip_to_sync = false;
+	}
 	if (c->server == NULL && !pool_lease(c->pool, c))
 		return SBUF_STOP;
 	if (c->state != CL_ACTIVE) {

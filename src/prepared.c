@@ -346,6 +346,8 @@ static enum sbuf_action oom(struct client *c)
 	return SBUF_STOP;
 }
 
+static bool drops_all_statements(const char *q);
+
 static enum sbuf_action on_parse(struct client *c, struct server *s, const struct pkt_hdr *hdr,
                                  const uint8_t *data, size_t avail)
 {
@@ -357,8 +359,25 @@ static enum sbuf_action on_parse(struct client *c, struct server *s, const struc
 		return SBUF_NEED_FULL;
 	pkt_reader_init(&r, data + 5, hdr->len - 5);
 	name = pkt_get_str(&r);
+	if (!r.bad) {
+		struct pkt_reader q = r;
+
+		/* DEALLOCATE ALL / DISCARD ALL through the extended protocol. */
+		if (drops_all_statements(pkt_get_str(&q)) && !q.bad) {
+			pmap_clear(&c->pmap);
+			pcache_clear(&s->pcache);
+		}
+	}
 	if (r.bad || name[0] == '\0')
 		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
+	if (pmap_find(&c->pmap, name) != NULL) {
+		/* PostgreSQL refuses it and skips the rest of the batch; so do we. */
+		c->skip_to_sync = true;
+		if (!server_note_request(s, hdr->type, hdr->len, REQ_SYNTH, NULL) ||
+		    !server_synth_duplicate(s, name))
+			return oom(c);
+		return SBUF_CONSUMED;
+	}
 	ps = pstmt_get(r.p + r.pos, r.len - r.pos);
 	if (ps == NULL || !pmap_set(&c->pmap, name, ps))
 		return oom(c);
@@ -410,7 +429,8 @@ static enum sbuf_action on_bind(struct client *c, struct server *s, const struct
 	pkt_put_str(&w, ps->sname);
 	ok = pkt_ok(&w) && sbuf_write(&s->sb, w.buf, w.len);
 	pkt_writer_free(&w);
-	if (!ok || !server_note_request(s, hdr->type, hdr->len, 0, NULL))
+	if (!ok || !server_note_request(s, hdr->type, hdr->len, 0, ps) ||
+	    !server_name_last_req(s, (const char *)(nul1 + 1)))
 		return oom(c);
 	c->sb.fwd_skip = (uint32_t)(5 + plen + 1 + slen + 1);
 	return SBUF_FORWARD;
@@ -454,7 +474,8 @@ static enum sbuf_action on_describe_close(struct client *c, struct server *s,
 	pkt_end(&w);
 	ok = pkt_ok(&w) && sbuf_write(&s->sb, w.buf, w.len);
 	pkt_writer_free(&w);
-	if (!ok || !server_note_request(s, hdr->type, hdr->len, 0, NULL))
+	if (!ok || !server_note_request(s, hdr->type, hdr->len, 0, ps) ||
+	    !server_name_last_req(s, name))
 		return oom(c);
 	return SBUF_CONSUMED;
 }

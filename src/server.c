@@ -515,6 +515,7 @@ bool server_push_req(struct server *s, uint8_t type, uint8_t flags, struct pstmt
 	r->type = type;
 	r->flags = flags;
 	r->ps = ps;
+	r->name = NULL;
 	if (ps != NULL)
 		ps->refs++;
 	s->req_count++;
@@ -572,6 +573,8 @@ static void req_pop(struct server *s)
 
 	pstmt_put(r->ps);
 	r->ps = NULL;
+	free(r->name);
+	r->name = NULL;
 	s->req_head = (s->req_head + 1) % s->req_cap;
 	s->req_count--;
 }
@@ -586,20 +589,51 @@ static void req_clear(struct server *s)
 }
 
 /* Send the reply pglease answers itself for TYPE (Parse or Close). */
-static void write_synth(struct server *s, uint8_t type)
+static void write_synth(struct server *s, uint8_t type, const char *name)
 {
 	static const uint8_t parse_complete[5] = {PqMsg_ParseComplete, 0, 0, 0, 4};
 	static const uint8_t close_complete[5] = {PqMsg_CloseComplete, 0, 0, 0, 4};
+	struct pkt_writer w;
+	char msg[256];
 
-	if (s->client != NULL)
+	if (s->client == NULL)
+		return;
+	if (type != PqMsg_ErrorResponse) {
 		sbuf_write(&s->client->sb, type == PqMsg_Parse ? parse_complete : close_complete,
 		           5);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", name);
+	pkt_writer_init(&w);
+	proto_error(&w, "ERROR", "42P05", msg);
+	if (pkt_ok(&w))
+		sbuf_write(&s->client->sb, w.buf, w.len);
+	pkt_writer_free(&w);
+}
+
+bool server_synth_duplicate(struct server *s, const char *name)
+{
+	if (s->req_count == 0) {
+		write_synth(s, PqMsg_ErrorResponse, name);
+		return true;
+	}
+	return server_push_req(s, PqMsg_ErrorResponse, REQ_SYNTH, NULL) &&
+	       server_name_last_req(s, name);
+}
+
+bool server_name_last_req(struct server *s, const char *name)
+{
+	struct req *r = &s->reqs[(s->req_head + s->req_count - 1) % s->req_cap];
+
+	free(r->name);
+	r->name = strdup(name);
+	return r->name != NULL;
 }
 
 bool server_synth_reply(struct server *s, uint8_t type)
 {
 	if (s->req_count == 0) {
-		write_synth(s, type);
+		write_synth(s, type, NULL);
 		return true;
 	}
 	return server_push_req(s, type, REQ_SYNTH, NULL);
@@ -611,7 +645,7 @@ static void drain_synth(struct server *s)
 	struct req *r;
 
 	while ((r = req_head(s)) != NULL && (r->flags & REQ_SYNTH)) {
-		write_synth(s, r->type);
+		write_synth(s, r->type, r->name);
 		req_pop(s);
 	}
 }
@@ -735,6 +769,42 @@ static enum sbuf_action ready_pkt(struct server *s, const struct pkt_hdr *hdr, c
 	return SBUF_CONSUMED;
 }
 
+/* Forward an ErrorResponse with the server-side statement name FROM replaced
+ * by the client's name TO in every text field. */
+static void forward_renamed_error(struct server *s, const uint8_t *data, uint32_t len,
+                                  const char *from, const char *to)
+{
+	struct pkt_reader r;
+	struct pkt_writer w;
+	size_t flen = strlen(from);
+
+	pkt_reader_init(&r, data + 5, len - 5);
+	pkt_writer_init(&w);
+	pkt_begin(&w, PqMsg_ErrorResponse);
+	for (;;) {
+		uint8_t field = pkt_get_u8(&r);
+		const char *v, *hit;
+
+		if (r.bad || field == 0)
+			break;
+		v = pkt_get_str(&r);
+		pkt_put_u8(&w, field);
+		while ((hit = strstr(v, from)) != NULL) {
+			pkt_put_bytes(&w, v, (size_t)(hit - v));
+			pkt_put_bytes(&w, to, strlen(to));
+			v = hit + flen;
+		}
+		pkt_put_str(&w, v);
+	}
+	pkt_put_u8(&w, 0);
+	pkt_end(&w);
+	if (pkt_ok(&w) && !r.bad)
+		sbuf_write(&s->client->sb, w.buf, w.len);
+	else
+		sbuf_forward_current(&s->sb, len);
+	pkt_writer_free(&w);
+}
+
 static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr, const uint8_t *data,
                                   size_t avail)
 {
@@ -786,8 +856,11 @@ static enum sbuf_action reply_pkt(struct server *s, const struct pkt_hdr *hdr, c
 			log_hidden_error(s, data, hdr->len);
 			if (s->state == SV_CHECK || s->state == SV_RESET)
 				s->hidden_failed = true;
-		} else if (s->client != NULL)
+		} else if (s->client != NULL && h->name != NULL && h->ps != NULL) {
+			forward_renamed_error(s, data, hdr->len, h->ps->sname, h->name);
+		} else if (s->client != NULL) {
 			sbuf_forward_current(&s->sb, hdr->len);
+		}
 		if (h->type != PqMsg_Query && h->type != PqMsg_FunctionCall) {
 			error_skips_batch(s);
 			drain_synth(s);
