@@ -528,7 +528,7 @@ static void server_checks(void)
 	          "INSERT INTO check_log DEFAULT VALUES; "
 	          "IF EXISTS (SELECT 1 FROM check_fail WHERE fail) THEN "
 	          "RAISE EXCEPTION 'pgl_check: told to fail'; END IF; RETURN 1; END $$");
-	start_lease("server_check_query = select pgl_check()\nserver_check_delay = 1");
+	start_lease("server_check_query = select pgl_check()\nserver_check_delay = 2");
 	a = conn("one");
 	p1 = h_value(a, "SELECT pg_backend_pid()");
 	n0 = h_value(d, "SELECT count(*) FROM check_log");
@@ -536,7 +536,7 @@ static void server_checks(void)
 	n1 = h_value(d, "SELECT count(*) FROM check_log");
 	h_ok(n0 && str_eq(n0, n1),
 	     "check: a server reused within server_check_delay is not checked (%s -> %s)", n0, n1);
-	h_sleep_ms(2500);
+	h_sleep_ms(3500);
 	h_is_str(h_value(a, "SELECT 'after idle'"), "after idle",
 	         "check: the client's query after the idle time gets its own answer");
 	n2 = h_value(d, "SELECT count(*) FROM check_log");
@@ -548,7 +548,7 @@ static void server_checks(void)
 	         "check: it ran on the backend that was leased");
 
 	h_exec(d, "INSERT INTO check_fail VALUES (true)");
-	h_sleep_ms(2500);
+	h_sleep_ms(3500);
 	p2 = h_value(a, "SELECT pg_backend_pid()");
 	h_ok(p2 != NULL && p1 != NULL && !str_eq(p1, p2),
 	     "check: a failed check closes that server; the client gets a new one without an "

@@ -6,6 +6,8 @@
  *   libpq     PQprepare on one server, PQexecPrepared / PQdescribePrepared on
  *             another (the first is held by a second client's open
  *             transaction), and inside later transactions.
+ *   pipeline  libpq pipeline mode: PQsendPrepare and PQsendQueryPrepared in one
+ *             pipeline, then the statement used on the other server.
  *   raw       Parse / Describe / Bind / Execute / Close on raw sockets, forced
  *             onto another server: Describe of the statement; a duplicate Parse
  *             gets 42P05 as from PostgreSQL; Close, DEALLOCATE ALL and DISCARD
@@ -28,6 +30,7 @@
 #include "harness.h"
 #include "tap.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +155,74 @@ static void libpq_prepared(void)
 		}
 		h_ok(ok, "libpq: s1 in 20 transactions alternating between the two servers");
 	}
+	PQfinish(a);
+	PQfinish(c);
+}
+
+/* Results of a pipeline on C until NSYNC syncs, as "v,SYNC,..." (15 s at most). */
+static const char *pipe_collect(PGconn *c, int nsync)
+{
+	int64_t deadline = h_now_ms() + 15000;
+	const char *out = "";
+	int syncs = 0;
+
+	while (syncs < nsync) {
+		PGresult *r;
+
+		while (PQisBusy(c)) {
+			struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+			int64_t left = deadline - h_now_ms();
+
+			if (left <= 0)
+				return h_fmt("%s,timeout", out);
+			poll(&p, 1, (int)left);
+			if (!PQconsumeInput(c))
+				return h_fmt("%s,broken", out);
+		}
+		r = PQgetResult(c);
+		if (r == NULL)
+			continue;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			syncs++;
+			out = h_fmt("%s%sSYNC", out, *out ? "," : "");
+		} else if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+			out = h_fmt("%s%s%s", out, *out ? "," : "", PQgetvalue(r, 0, 0));
+		} else if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+			out = h_fmt("%s%sOK", out, *out ? "," : "");
+		} else {
+			const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+			out = h_fmt("%s%sE%s", out, *out ? "," : "", st ? st : "?");
+			tap_diag("%s", PQresultErrorMessage(r));
+			if (PQstatus(c) == CONNECTION_BAD) {
+				PQclear(r);
+				return h_fmt("%s,broken", out);
+			}
+		}
+		PQclear(r);
+	}
+	return out;
+}
+
+/* libpq pipeline mode: prepare and use a named statement, then use it elsewhere. */
+static void pipeline_prepared(void)
+{
+	PGconn *a = conn("two"), *c = conn("two");
+	const char *v1[] = {"1"}, *v2[] = {"2"}, *v3[] = {"3"};
+	bool sent;
+
+	sent = PQenterPipelineMode(a) == 1 &&
+	       PQsendPrepare(a, "pp", "SELECT $1::int * 7", 0, NULL) == 1 && PQpipelineSync(a) &&
+	       PQsendQueryPrepared(a, "pp", 1, v1, NULL, NULL, 0) == 1 && PQpipelineSync(a) &&
+	       PQsendQueryPrepared(a, "pp", 1, v2, NULL, NULL, 0) == 1 && PQpipelineSync(a);
+	h_is_str(sent ? pipe_collect(a, 3) : "not sent", "OK,SYNC,7,SYNC,14,SYNC",
+	         "pipeline: PQsendPrepare then PQsendQueryPrepared twice in one pipeline");
+	hold(c);
+	sent = PQsendQueryPrepared(a, "pp", 1, v3, NULL, NULL, 0) == 1 && PQpipelineSync(a);
+	h_is_str(sent ? pipe_collect(a, 1) : "not sent", "21,SYNC",
+	         "pipeline: ... and later on the other server");
+	h_exec(c, "COMMIT");
+	PQexitPipelineMode(a);
 	PQfinish(a);
 	PQfinish(c);
 }
@@ -650,6 +721,8 @@ int main(void)
 
 	if (want("libpq"))
 		libpq_prepared();
+	if (want("pipeline"))
+		pipeline_prepared();
 	if (want("raw"))
 		raw_prepared();
 	if (want("others"))
