@@ -71,6 +71,7 @@ struct pool {
 	struct list welcome_clients;
 	struct list clients; /* logged in: idle or active */
 	unsigned n_servers;
+	unsigned n_waiting; /* clients in waiting_clients (kept by client_set_state) */
 	uint64_t
 	    login_fail_time;   /* last failed server login (no relaunch for server_login_retry) */
 	char login_error[256]; /* its message, told to clients during the retry wait */

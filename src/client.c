@@ -84,6 +84,10 @@ void client_set_state(struct client *c, enum client_state state)
 	log_noise("C-%llu: %s -> %s", (unsigned long long)c->id, state_names[c->state],
 	          state_names[state]);
 	list_del(&c->node);
+	if (c->state == CL_WAITING)
+		pool->n_waiting--;
+	if (state == CL_WAITING)
+		pool->n_waiting++;
 	c->state = state;
 	switch (state) {
 	case CL_LOGIN:

@@ -281,7 +281,7 @@ static bool in_login_retry(const struct pool *pool, uint64_t now)
 
 void pool_launch(struct pool *pool)
 {
-	unsigned want = count_list(&pool->waiting_clients);
+	unsigned want = pool->n_waiting;
 	unsigned coming = launching(pool);
 	uint64_t now = rt_now_usec();
 

@@ -81,6 +81,8 @@ static void check(unsigned long step, unsigned max_per_pool, unsigned max_db)
 
 		if (live != p->n_servers)
 			bad("pool n_servers differs from its server lists", step);
+		if (p->n_waiting != count(&p->waiting_clients))
+			bad("pool n_waiting differs from its wait queue", step);
 		if (p->n_servers > max_per_pool)
 			bad("pool above pool_size + max_overflow + reserve", step);
 		if (!list_empty(&p->waiting_clients) && !list_empty(&p->idle_servers))
