@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "list.h"
+#include "net.h"
 #include "prepared.h"
 #include "sbuf.h"
 #include "varcache.h"
@@ -37,7 +38,7 @@ struct client {
 	struct server *server;
 	uint64_t id;
 
-	struct sockaddr_storage addr;
+	union net_addr addr; /* the peer (family AF_UNIX on the unix socket) */
 	bool is_unix;
 	bool over_limit;      /* accepted past max_client_conn: refuse after startup */
 	bool admin;           /* logged in to the admin console */
@@ -48,9 +49,9 @@ struct client {
 	uint64_t last_active; /* last request batch started (client_idle_timeout) */
 	bool admin_readonly;  /* stats_users: SHOW only */
 
-	char *user;
-	char *dbname;
-	char *replication; /* "replication" startup value (true, database), or NULL */
+	const char *user;   /* interned (intern.h) */
+	const char *dbname; /* interned */
+	char *replication;  /* "replication" startup value (true, database), or NULL */
 	struct varcache vars;
 	struct pmap pmap; /* named prepared statements (transaction/statement pooling) */
 	uint8_t cancel_key[8];

@@ -11,8 +11,17 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+
 struct event_base;
 struct config;
+
+/* A peer address in 28 bytes instead of sockaddr_storage's 128. */
+union net_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
 
 /* Accepted socket (already non-blocking): ownership passes to the callback. */
 typedef void (*net_accept_fn)(int fd, const struct sockaddr_storage *addr, socklen_t len,

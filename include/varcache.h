@@ -9,6 +9,7 @@
 #define PGL_VARCACHE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "proto.h"
 
@@ -26,12 +27,15 @@ enum var_id {
 #define VAR_EXTRA_MAX 8
 #define VAR_MAX       (VAR_FIXED_COUNT + VAR_EXTRA_MAX)
 
-/* Values are interned: equal strings are stored once for all connections
- * (most clients of an application send the same settings), so a client's
- * parameters cost pointers, not allocations. */
+/* Values are interned (intern.h): equal strings are stored once for all
+ * connections (most clients of an application send the same settings), so
+ * a client's parameters cost two bytes each. */
 struct varcache {
-	const char *val[VAR_MAX]; /* NULL: not known */
+	uint16_t id[VAR_MAX]; /* INTERN_NONE: not known */
 };
+
+/* The value of parameter ID, or NULL when not known. */
+const char *varcache_get(const struct varcache *vc, int id);
 
 /* Track the parameters named in LIST (comma/space separated) as well, as
  * track_extra_parameters asks; names already tracked are skipped.  Call at

@@ -129,12 +129,11 @@ static void fmt_time(uint64_t mono, char *buf, size_t len)
 }
 
 /* Address and port of a socket address; "unix" for unix sockets (port UNIX_PORT). */
-static void addr_split(const struct sockaddr_storage *ss, int unix_port, char *buf, size_t len,
-                       int *port)
+static void addr_split(const struct sockaddr *ss, int unix_port, char *buf, size_t len, int *port)
 {
 	*port = 0;
 	snprintf(buf, len, "%s", "");
-	switch (ss->ss_family) {
+	switch (ss->sa_family) {
 	case AF_INET: {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
 
@@ -167,7 +166,7 @@ static void local_split(int fd, int unix_port, char *buf, size_t len, int *port)
 	memset(&ss, 0, sizeof(ss));
 	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
 		ss.ss_family = AF_UNSPEC;
-	addr_split(&ss, unix_port, buf, len, port);
+	addr_split((const struct sockaddr *)&ss, unix_port, buf, len, port);
 }
 
 /* Process id of the peer of a unix socket, 0 when unknown. */
@@ -291,7 +290,7 @@ static const struct admin_col socket_cols[] = {
 /* What one socket row shows, filled for a client or a server. */
 struct sock_row {
 	const char *type, *user, *db, *state, *app;
-	const struct sockaddr_storage *addr;
+	const struct sockaddr *addr;
 	int unix_port;
 	const struct sbuf *sb;
 	uint64_t connect_time, request_time, wait;
@@ -367,8 +366,8 @@ static void client_row(struct pkt_writer *w, const struct client *c, const char 
 		r.state = "waiting";
 	else
 		r.state = c->server != NULL ? "active" : "idle";
-	r.app = c->vars.val[VAR_APPNAME];
-	r.addr = &c->addr;
+	r.app = varcache_get(&c->vars, VAR_APPNAME);
+	r.addr = &c->addr.sa;
 	r.unix_port = rt.cfg->listen_port;
 	r.sb = &c->sb;
 	r.connect_time = c->connect_time;
@@ -391,8 +390,8 @@ static void server_row(struct pkt_writer *w, const struct server *s, const char 
 	r.user = s->pool->user;
 	r.db = s->pool->db_name;
 	r.state = state;
-	r.app = s->client != NULL ? s->client->vars.val[VAR_APPNAME] : NULL;
-	r.addr = &s->addr;
+	r.app = s->client != NULL ? varcache_get(&s->client->vars, VAR_APPNAME) : NULL;
+	r.addr = (const struct sockaddr *)&s->addr;
 	r.unix_port = s->pool->port;
 	r.sb = &s->sb;
 	r.connect_time = s->connect_time;

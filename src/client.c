@@ -10,6 +10,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "intern.h"
 #include "cancel.h"
 #include "config.h"
 #include "log.h"
@@ -173,8 +174,8 @@ void client_reap(void)
 	while ((n = list_pop(&rt.free_clients)) != NULL) {
 		struct client *c = list_entry(n, struct client, node);
 
-		free(c->user);
-		free(c->dbname);
+		intern_free(c->user);
+		intern_free(c->dbname);
 		free(c->replication);
 		free(c->secret);
 		varcache_clear(&c->vars);
@@ -230,8 +231,8 @@ void client_welcome(struct client *c)
 		int id = varcache_lookup(pool->params[i].name);
 		const char *value = pool->params[i].value;
 
-		if (id >= 0 && c->vars.val[id] != NULL)
-			value = c->vars.val[id];
+		if (id >= 0 && varcache_get(&c->vars, id) != NULL)
+			value = varcache_get(&c->vars, id);
 		proto_param_status(&w, pool->params[i].name, value);
 	}
 	proto_backend_key(&w, c->cancel_key);
@@ -264,6 +265,9 @@ static void auth_done(struct client *c)
 	struct pkt_writer w;
 	uint8_t key[SCRAM_KEY_LEN];
 
+	/* The secret served its purpose; an idle client should not carry it. */
+	free(c->secret);
+	c->secret = NULL;
 	if (admin_is_console(c->dbname)) {
 		if (c->scram != NULL) {
 			scram_server_free(c->scram);
@@ -487,13 +491,13 @@ static bool take_param(struct client *c, const char *name, const char *value, ch
 	int id;
 
 	if (strcmp(name, "user") == 0) {
-		free(c->user);
-		c->user = strdup(value);
+		intern_free(c->user);
+		c->user = intern_dup(value);
 		return c->user != NULL;
 	}
 	if (strcmp(name, "database") == 0) {
-		free(c->dbname);
-		c->dbname = strdup(value);
+		intern_free(c->dbname);
+		c->dbname = intern_dup(value);
 		return c->dbname != NULL;
 	}
 	if (strcmp(name, "replication") == 0) {
@@ -615,8 +619,8 @@ static void handle_startup(struct client *c, const uint8_t *data, uint32_t len)
 		return;
 	}
 	if (c->dbname == NULL || c->dbname[0] == '\0') {
-		free(c->dbname);
-		c->dbname = strdup(c->user);
+		intern_free(c->dbname);
+		c->dbname = intern_dup(c->user);
 		if (c->dbname == NULL) {
 			client_fail(c, "53200", "out of memory");
 			return;
@@ -774,7 +778,10 @@ void client_accept(int fd, const struct sockaddr_storage *addr, socklen_t len, b
 	list_init(&c->node);
 	c->id = ++rt.next_id;
 	c->is_unix = is_unix;
+	/* TCP peers fit the compact address; for unix sockets only the family matters. */
 	memcpy(&c->addr, addr, len < sizeof(c->addr) ? len : sizeof(c->addr));
+	if (is_unix)
+		c->addr.sa.sa_family = AF_UNIX;
 	c->connect_time = rt_now_usec();
 	c->state = CL_LOGIN;
 	list_append(&rt.login_clients, &c->node);

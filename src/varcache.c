@@ -1,6 +1,8 @@
 /* varcache: tracked session parameters. */
 #include "varcache.h"
 
+#include "intern.h"
+
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,68 +36,6 @@ bool varcache_configure(const char *list)
 	return true;
 }
 
-/* ---- interned values ---- */
-
-#define INTERN_BUCKETS 256
-
-struct istr {
-	struct istr *next;
-	uint32_t refs;
-	uint32_t hash;
-	char s[];
-};
-
-static struct istr *interned[INTERN_BUCKETS];
-
-static uint32_t str_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
-/* A shared copy of S with a reference taken, or NULL on out-of-memory. */
-static const char *intern(const char *s)
-{
-	uint32_t h = str_hash(s);
-	struct istr **slot = &interned[h % INTERN_BUCKETS], *e;
-	size_t len;
-
-	for (e = *slot; e != NULL; e = e->next) {
-		if (e->hash == h && strcmp(e->s, s) == 0) {
-			e->refs++;
-			return e->s;
-		}
-	}
-	len = strlen(s);
-	e = malloc(sizeof(*e) + len + 1);
-	if (e == NULL)
-		return NULL;
-	e->refs = 1;
-	e->hash = h;
-	memcpy(e->s, s, len + 1);
-	e->next = *slot;
-	*slot = e;
-	return e->s;
-}
-
-static void unintern(const char *s)
-{
-	struct istr *e, **slot;
-
-	if (s == NULL)
-		return;
-	e = (struct istr *)(void *)(s - offsetof(struct istr, s));
-	if (--e->refs > 0)
-		return;
-	for (slot = &interned[e->hash % INTERN_BUCKETS]; *slot != e; slot = &(*slot)->next)
-		;
-	*slot = e->next;
-	free(e);
-}
-
 int varcache_lookup(const char *name)
 {
 	int i;
@@ -111,17 +51,22 @@ const char *varcache_name(int id)
 	return var_names[id];
 }
 
+const char *varcache_get(const struct varcache *vc, int id)
+{
+	return intern_str(vc->id[id]);
+}
+
 bool varcache_set(struct varcache *vc, int id, const char *value)
 {
-	const char *v;
+	uint16_t v;
 
-	if (vc->val[id] != NULL && strcmp(vc->val[id], value) == 0)
+	if (vc->id[id] != INTERN_NONE && strcmp(intern_str(vc->id[id]), value) == 0)
 		return true;
-	v = intern(value);
-	if (v == NULL)
+	v = intern_id(value);
+	if (v == INTERN_NONE)
 		return false;
-	unintern(vc->val[id]);
-	vc->val[id] = v;
+	intern_put_id(vc->id[id]);
+	vc->id[id] = v;
 	return true;
 }
 
@@ -130,8 +75,8 @@ bool varcache_fill(struct varcache *dst, const struct varcache *src)
 	int i;
 
 	for (i = 0; i < n_vars; i++)
-		if (dst->val[i] == NULL && src->val[i] != NULL &&
-		    !varcache_set(dst, i, src->val[i]))
+		if (dst->id[i] == INTERN_NONE && src->id[i] != INTERN_NONE &&
+		    !varcache_set(dst, i, intern_str(src->id[i])))
 			return false;
 	return true;
 }
@@ -141,8 +86,8 @@ void varcache_clear(struct varcache *vc)
 	int i;
 
 	for (i = 0; i < n_vars; i++) {
-		unintern(vc->val[i]);
-		vc->val[i] = NULL;
+		intern_put_id(vc->id[i]);
+		vc->id[i] = INTERN_NONE;
 	}
 }
 
@@ -169,13 +114,13 @@ bool varcache_apply_query(const struct varcache *want, const struct varcache *ha
 	int i;
 
 	for (i = 0; i < n_vars; i++) {
-		const char *v = want->val[i];
+		const char *v = intern_str(want->id[i]);
 
-		/* Interned: equal values are the same pointer. */
-		if (v == NULL || have->val[i] == v)
+		/* Interned: equal values have the same id. */
+		if (v == NULL || have->id[i] == want->id[i])
 			continue;
 		/* The server reports this one; SETting it is refused. */
-		if (i == VAR_STD_STRINGS && have->val[i] == NULL)
+		if (i == VAR_STD_STRINGS && have->id[i] == INTERN_NONE)
 			continue;
 		if (!any)
 			pkt_begin(w, PqMsg_Query);

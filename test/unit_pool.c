@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "client.h"
 #include "config.h"
+#include "intern.h"
 #include "janitor.h"
 #include "log.h"
 #include "pool.h"
@@ -131,8 +132,8 @@ static void new_client(int slot)
 	list_init(&c->node);
 	c->sb.fd = -1;
 	c->sb.closed = true;
-	c->user = strdup(user);
-	c->dbname = strdup("db");
+	c->user = intern_dup(user);
+	c->dbname = intern_dup("db");
 	c->state = CL_LOGIN;
 	list_append(&rt.login_clients, &c->node);
 	rt.n_clients++;
