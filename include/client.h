@@ -29,41 +29,39 @@ enum client_state {
 	CL_CLOSED,       /* closed, waiting to be freed */
 };
 
+struct client_auth;
+
 struct client {
 	struct sbuf sb;
-	enum client_state state;
-	struct list node;      /* rt.login_clients, a pool list, or rt.free_clients */
-	struct list hash_node; /* cancel key table */
+	struct list node;         /* rt.login_clients, a pool list, or rt.free_clients */
+	struct client *hash_next; /* cancel key table chain */
 	struct pool *pool;
 	struct server *server;
 	uint64_t id;
+	enum client_state state;
 
-	union net_addr addr; /* the peer (family AF_UNIX on the unix socket) */
 	bool is_unix;
-	bool over_limit;      /* accepted past max_client_conn: refuse after startup */
-	bool admin;           /* logged in to the admin console */
-	bool admitted;        /* counted by pool_client_admit() */
-	bool cancel_pending;  /* a CancelRequest connection waiting for its cancel */
-	bool skip_to_sync;    /* pglease sent an error in a batch: skip to its Sync */
-	bool wait_notified;   /* got the query_wait_notify NOTICE */
-	uint64_t last_active; /* last request batch started (client_idle_timeout) */
-	bool admin_readonly;  /* stats_users: SHOW only */
-
-	const char *user;   /* interned (intern.h) */
-	const char *dbname; /* interned */
-	char *replication;  /* "replication" startup value (true, database), or NULL */
-	struct varcache vars;
-	struct pmap pmap; /* named prepared statements (transaction/statement pooling) */
+	bool over_limit;     /* accepted past max_client_conn: refuse after startup */
+	bool admin;          /* logged in to the admin console */
+	bool admin_readonly; /* stats_users: SHOW only */
+	bool admitted;       /* counted by pool_client_admit() */
+	bool cancel_pending; /* a CancelRequest connection waiting for its cancel */
+	bool skip_to_sync;   /* pglease sent an error in a batch: skip to its Sync */
+	bool wait_notified;  /* got the query_wait_notify NOTICE */
+	bool hashed;         /* in the cancel key table */
 	uint8_t cancel_key[8];
 
-	/* authentication in progress */
-	char *secret;
-	uint8_t md5_salt[4];
-	struct scram_server *scram;
-	int auth_step;
+	union net_addr addr; /* the peer (family AF_UNIX on the unix socket) */
+	const char *user;    /* interned (intern.h) */
+	const char *dbname;  /* interned */
+	char *replication;   /* "replication" startup value (true, database), or NULL */
+	struct varcache vars;
+	struct pmap *pmap;        /* named prepared statements, created on first use */
+	struct client_auth *auth; /* only while authenticating */
 
 	uint64_t connect_time;
 	uint64_t wait_start;
+	uint64_t last_active; /* last request batch started (client_idle_timeout) */
 };
 
 /* Take over an accepted socket. */

@@ -55,6 +55,9 @@ struct pstmt *pmap_find(const struct pmap *m, const char *name);
 bool pmap_remove(struct pmap *m, const char *name);
 /* Forget everything. */
 void pmap_clear(struct pmap *m);
+/* A new empty map (NULL on out-of-memory), and freeing one (NULL is fine). */
+struct pmap *pmap_new(void);
+void pmap_free(struct pmap *m);
 
 /* What one server has prepared, most recently used first. */
 struct pcache {

@@ -57,31 +57,18 @@ typedef enum sbuf_action (*sbuf_pkt_fn)(struct sbuf *sb, const struct pkt_hdr *h
 /* Event callback: the owner decides whether to close. */
 typedef void (*sbuf_event_fn)(struct sbuf *sb, enum sbuf_event ev, long err);
 
+/* The owner's callbacks (one static table per kind of connection). */
+struct sbuf_ops {
+	sbuf_pkt_fn pkt;
+	sbuf_event_fn event;
+};
+
+struct sbuf_out;
+
 struct sbuf {
 	int fd;
-	bool startup; /* parse headers without a type byte (startup phase) */
-	bool stopped; /* owner returned SBUF_STOP or paused */
-	bool blocked; /* waiting for dst's queue to drain */
-	bool failed;  /* a write failed; the owner will be told */
-	bool closed;
-	bool resuming; /* woken by sbuf_resume(): process the buffer first */
 	int fail_err;
 	uint32_t max_len; /* largest acceptable message */
-	sbuf_pkt_fn on_pkt;
-	sbuf_event_fn on_event;
-	void *owner;
-
-	struct event ev_read;
-	struct event *ev_write; /* only while output is queued */
-	struct iobuf *in;
-
-	/* queued output */
-	uint8_t *out;
-	size_t out_pos, out_len, out_cap;
-
-	struct sbuf *dst;    /* where SBUF_FORWARD goes */
-	struct sbuf *waiter; /* a source blocked on our queue */
-	struct sbuf *feeder; /* a source with a pending forwarded span for us */
 
 	/* set by the pkt callback: NEED_FULL waits for only WANT bytes (0: all);
 	 * FORWARD first drops FWD_SKIP bytes (a prefix it rewrote itself) */
@@ -90,17 +77,33 @@ struct sbuf {
 
 	/* message in progress */
 	uint32_t pkt_left;
-	enum sbuf_action pkt_action;
-	size_t cur_pos; /* start of the message the callback is looking at */
+	uint32_t cur_pos; /* start of the message the callback is looking at */
 	/* forwarded span not yet handed to dst: [span_start, span_end) of in */
-	size_t span_start, span_end;
+	uint32_t span_start, span_end;
+	uint8_t pkt_action; /* enum sbuf_action of the message in progress */
 
-	uint64_t bytes_in, bytes_out;
+	bool startup; /* parse headers without a type byte (startup phase) */
+	bool stopped; /* owner returned SBUF_STOP or paused */
+	bool blocked; /* waiting for dst's queue to drain */
+	bool failed;  /* a write failed; the owner will be told */
+	bool closed;
+	bool resuming; /* woken by sbuf_resume(): process the buffer first */
+
+	const struct sbuf_ops *ops;
+	void *owner;
+
+	struct event ev_read;
+	struct iobuf *in;
+	struct sbuf_out *outq; /* queued output, or NULL */
+
+	struct sbuf *dst;    /* where SBUF_FORWARD goes */
+	struct sbuf *waiter; /* a source blocked on our queue */
+	struct sbuf *feeder; /* a source with a pending forwarded span for us */
 };
 
 /* Set up SB on FD (non-blocking) with the owner's callbacks and start reading. */
-bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, sbuf_pkt_fn on_pkt,
-               sbuf_event_fn on_event, void *owner) __attribute__((warn_unused_result));
+bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, const struct sbuf_ops *ops,
+               void *owner) __attribute__((warn_unused_result));
 /* Stop events, close the socket, give buffers back.  Safe to call twice. */
 void sbuf_close(struct sbuf *sb);
 /* Where SBUF_FORWARD sends (NULL: nowhere).  Flushes what was forwarded to the old one. */

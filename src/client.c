@@ -24,11 +24,21 @@
 
 enum auth_step { AUTH_NONE, AUTH_WAIT_PASSWORD, AUTH_WAIT_SASL_INIT, AUTH_WAIT_SASL_RESP };
 
+/* Authentication in progress: allocated at the start of the exchange, freed
+ * when it ends, so a logged-in client carries none of it. */
+struct client_auth {
+	char *secret;
+	struct scram_server *scram;
+	uint8_t md5_salt[4];
+	int step;
+};
+
+static void auth_free(struct client *c);
+
 static const char *const state_names[] = {"login",   "welcome-wait", "idle",
                                           "waiting", "active",       "closed"};
 
-static struct list cancel_table[CANCEL_BUCKETS];
-static bool cancel_table_ready;
+static struct client *cancel_table[CANCEL_BUCKETS]; /* chains through hash_next */
 
 const char *client_state_name(enum client_state state)
 {
@@ -47,35 +57,40 @@ static unsigned key_bucket(const uint8_t key[8])
 
 struct client *client_by_cancel_key(const uint8_t key[8])
 {
-	struct list *head = &cancel_table[key_bucket(key)], *it;
+	struct client *c;
 
-	if (!cancel_table_ready)
-		return NULL;
-	for (it = head->next; it != head; it = it->next) {
-		struct client *c = list_entry(it, struct client, hash_node);
-
+	for (c = cancel_table[key_bucket(key)]; c != NULL; c = c->hash_next)
 		if (memcmp(c->cancel_key, key, 8) == 0)
 			return c;
-	}
 	return NULL;
 }
 
 static bool assign_cancel_key(struct client *c)
 {
-	int i;
+	struct client **head;
 
-	if (!cancel_table_ready) {
-		for (i = 0; i < CANCEL_BUCKETS; i++)
-			list_init(&cancel_table[i]);
-		cancel_table_ready = true;
-	}
 	do {
 		if (RAND_bytes(c->cancel_key, 8) != 1)
 			return false;
 		c->cancel_key[0] &= 0x7f; /* a positive "pid", as clients expect */
 	} while (client_by_cancel_key(c->cancel_key) != NULL);
-	list_append(&cancel_table[key_bucket(c->cancel_key)], &c->hash_node);
+	head = &cancel_table[key_bucket(c->cancel_key)];
+	c->hash_next = *head;
+	*head = c;
+	c->hashed = true;
 	return true;
+}
+
+static void forget_cancel_key(struct client *c)
+{
+	struct client **p;
+
+	if (!c->hashed)
+		return;
+	for (p = &cancel_table[key_bucket(c->cancel_key)]; *p != c; p = &(*p)->hash_next)
+		;
+	*p = c->hash_next;
+	c->hashed = false;
 }
 
 void client_set_state(struct client *c, enum client_state state)
@@ -152,15 +167,11 @@ void client_close(struct client *c, const char *reason)
 		pool_release(c->server, true);
 	if (c->pool != NULL)
 		pool_client_gone(c);
-	if (c->hash_node.next != NULL)
-		list_del(&c->hash_node);
+	forget_cancel_key(c);
 	if (c->cancel_pending)
 		cancel_forget_client(c);
 	sbuf_close(&c->sb);
-	if (c->scram != NULL) {
-		scram_server_free(c->scram);
-		c->scram = NULL;
-	}
+	auth_free(c);
 	if (rt.n_clients > 0)
 		rt.n_clients--;
 	client_set_state(c, CL_CLOSED);
@@ -177,9 +188,8 @@ void client_reap(void)
 		intern_free(c->user);
 		intern_free(c->dbname);
 		free(c->replication);
-		free(c->secret);
 		varcache_clear(&c->vars);
-		pmap_clear(&c->pmap);
+		pmap_free(c->pmap);
 		free(c);
 	}
 }
@@ -259,20 +269,28 @@ static bool peer_is_self(struct client *c)
 	return cred.uid == getuid();
 }
 
+/* Authentication state lives only during login. */
+static void auth_free(struct client *c)
+{
+	if (c->auth == NULL)
+		return;
+	free(c->auth->secret);
+	if (c->auth->scram != NULL)
+		scram_server_free(c->auth->scram);
+	free(c->auth);
+	c->auth = NULL;
+}
+
 static void auth_done(struct client *c)
 {
 	const struct cfg_db *db;
 	struct pkt_writer w;
 	uint8_t key[SCRAM_KEY_LEN];
+	bool have_key = c->auth != NULL && c->auth->scram != NULL &&
+	                scram_server_client_key(c->auth->scram, key);
 
-	/* The secret served its purpose; an idle client should not carry it. */
-	free(c->secret);
-	c->secret = NULL;
+	auth_free(c);
 	if (admin_is_console(c->dbname)) {
-		if (c->scram != NULL) {
-			scram_server_free(c->scram);
-			c->scram = NULL;
-		}
 		pkt_writer_init(&w);
 		proto_auth_req(&w, AUTH_REQ_OK, NULL, 0);
 		send_or_close(c, &w);
@@ -292,7 +310,7 @@ static void auth_done(struct client *c)
 	}
 	if (!pool_client_admit(c->pool, c))
 		return;
-	if (c->scram != NULL && scram_server_client_key(c->scram, key) && !c->pool->forced_user) {
+	if (have_key && !c->pool->forced_user) {
 		const struct auth_entry *e = auth_file_find(rt.auth, c->user);
 
 		if (e != NULL && e->kind == SECRET_SCRAM &&
@@ -300,10 +318,6 @@ static void auth_done(struct client *c)
 			memcpy(c->pool->scram_client_key, key, sizeof(key));
 			c->pool->have_scram_key = true;
 		}
-	}
-	if (c->scram != NULL) {
-		scram_server_free(c->scram);
-		c->scram = NULL;
 	}
 	pkt_writer_init(&w);
 	proto_auth_req(&w, AUTH_REQ_OK, NULL, 0);
@@ -340,12 +354,12 @@ static void start_scram(struct client *c)
 	uint8_t salt[16];
 	bool ok = false;
 
-	if (c->secret != NULL && auth_secret_kind(c->secret) == SECRET_SCRAM)
-		ok = scram_parse_secret(c->secret, &secret);
-	else if (c->secret != NULL && auth_secret_kind(c->secret) == SECRET_PLAIN)
+	if (c->auth->secret != NULL && auth_secret_kind(c->auth->secret) == SECRET_SCRAM)
+		ok = scram_parse_secret(c->auth->secret, &secret);
+	else if (c->auth->secret != NULL && auth_secret_kind(c->auth->secret) == SECRET_PLAIN)
 		ok = RAND_bytes(salt, sizeof(salt)) == 1 &&
-		     scram_build_secret(c->secret, salt, sizeof(salt), SCRAM_DEFAULT_ITERATIONS,
-		                        &secret);
+		     scram_build_secret(c->auth->secret, salt, sizeof(salt),
+		                        SCRAM_DEFAULT_ITERATIONS, &secret);
 	if (!ok) {
 		/* Unknown user or unusable secret: run the exchange with a secret nobody
 		 * knows, so the answer does not tell which users exist. */
@@ -364,12 +378,12 @@ static void start_scram(struct client *c)
 			return;
 		}
 	}
-	c->scram = scram_server_new(&secret);
-	if (c->scram == NULL) {
+	c->auth->scram = scram_server_new(&secret);
+	if (c->auth->scram == NULL) {
 		client_fail(c, "53200", "out of memory");
 		return;
 	}
-	c->auth_step = AUTH_WAIT_SASL_INIT;
+	c->auth->step = AUTH_WAIT_SASL_INIT;
 	ask(c, AUTH_REQ_SASL, "SCRAM-SHA-256\0", 15);
 }
 
@@ -377,9 +391,14 @@ static void start_auth(struct client *c)
 {
 	const struct auth_entry *e = auth_file_find(rt.auth, c->user);
 
+	c->auth = calloc(1, sizeof(*c->auth));
+	if (c->auth == NULL) {
+		client_fail(c, "53200", "out of memory");
+		return;
+	}
 	if (e != NULL) {
-		c->secret = strdup(e->secret);
-		if (c->secret == NULL) {
+		c->auth->secret = strdup(e->secret);
+		if (c->auth->secret == NULL) {
 			client_fail(c, "53200", "out of memory");
 			return;
 		}
@@ -396,7 +415,7 @@ static void start_auth(struct client *c)
 		auth_done(c);
 		return;
 	case AUTH_PLAIN:
-		c->auth_step = AUTH_WAIT_PASSWORD;
+		c->auth->step = AUTH_WAIT_PASSWORD;
 		ask(c, AUTH_REQ_PASSWORD, NULL, 0);
 		return;
 	case AUTH_MD5:
@@ -404,12 +423,12 @@ static void start_auth(struct client *c)
 			start_scram(c);
 			return;
 		}
-		if (RAND_bytes(c->md5_salt, 4) != 1) {
+		if (RAND_bytes(c->auth->md5_salt, 4) != 1) {
 			client_fail(c, "53200", "could not start authentication");
 			return;
 		}
-		c->auth_step = AUTH_WAIT_PASSWORD;
-		ask(c, AUTH_REQ_MD5, c->md5_salt, 4);
+		c->auth->step = AUTH_WAIT_PASSWORD;
+		ask(c, AUTH_REQ_MD5, c->auth->md5_salt, 4);
 		return;
 	case AUTH_SCRAM:
 		start_scram(c);
@@ -429,12 +448,12 @@ static void auth_password(struct client *c, const uint8_t *body, size_t len)
 		client_fail(c, "08P01", "invalid password packet");
 		return;
 	}
-	if (c->secret == NULL)
+	if (c->auth->secret == NULL)
 		ok = false;
 	else if (rt.cfg->auth_type == AUTH_PLAIN)
-		ok = auth_plain_verify(c->user, c->secret, pw);
+		ok = auth_plain_verify(c->user, c->auth->secret, pw);
 	else
-		ok = auth_md5_verify(c->user, c->secret, c->md5_salt, pw);
+		ok = auth_md5_verify(c->user, c->auth->secret, c->auth->md5_salt, pw);
 	if (!ok) {
 		auth_failed(c);
 		return;
@@ -451,7 +470,7 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 	size_t outlen;
 
 	pkt_reader_init(&r, body, len);
-	if (c->auth_step == AUTH_WAIT_SASL_INIT) {
+	if (c->auth->step == AUTH_WAIT_SASL_INIT) {
 		const char *mech = pkt_get_str(&r);
 
 		n = pkt_get_u32(&r);
@@ -464,17 +483,17 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 			client_fail(c, "28000", "client selected an invalid SASL mechanism");
 			return;
 		}
-		if (!scram_server_first(c->scram, (const char *)data, n, out, sizeof(out), &outlen,
-		                        err, sizeof(err))) {
+		if (!scram_server_first(c->auth->scram, (const char *)data, n, out, sizeof(out),
+		                        &outlen, err, sizeof(err))) {
 			client_fail(c, "08P01", "malformed SCRAM message: %s", err);
 			return;
 		}
-		c->auth_step = AUTH_WAIT_SASL_RESP;
+		c->auth->step = AUTH_WAIT_SASL_RESP;
 		ask(c, AUTH_REQ_SASL_CONT, out, outlen);
 		return;
 	}
-	if (!scram_server_final(c->scram, (const char *)body, len, out, sizeof(out), &outlen, err,
-	                        sizeof(err))) {
+	if (!scram_server_final(c->auth->scram, (const char *)body, len, out, sizeof(out), &outlen,
+	                        err, sizeof(err))) {
 		auth_failed(c);
 		return;
 	}
@@ -663,7 +682,7 @@ static void login_pkt(struct client *c, const struct pkt_hdr *hdr, const uint8_t
 		            hdr->type);
 		return;
 	}
-	switch (c->auth_step) {
+	switch (c->auth->step) {
 	case AUTH_WAIT_PASSWORD:
 		auth_password(c, data + 5, hdr->len - 5);
 		return;
@@ -767,6 +786,8 @@ void client_leased(struct client *c, struct server *server)
 	sbuf_resume(&c->sb);
 }
 
+static const struct sbuf_ops client_ops = {client_on_pkt, client_on_event};
+
 void client_accept(int fd, const struct sockaddr_storage *addr, socklen_t len, bool is_unix)
 {
 	struct client *c = calloc(1, sizeof(*c));
@@ -786,8 +807,7 @@ void client_accept(int fd, const struct sockaddr_storage *addr, socklen_t len, b
 	c->state = CL_LOGIN;
 	list_append(&rt.login_clients, &c->node);
 	rt.n_clients++;
-	if (!sbuf_init(&c->sb, rt.base, fd, client_on_pkt, client_on_event, c) ||
-	    !assign_cancel_key(c)) {
+	if (!sbuf_init(&c->sb, rt.base, fd, &client_ops, c) || !assign_cancel_key(c)) {
 		client_close(c, "could not set up connection");
 		return;
 	}

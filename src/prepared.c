@@ -148,7 +148,7 @@ struct pstmt *pmap_find(const struct pmap *m, const char *name)
 {
 	struct pmap_entry *e;
 
-	if (m->n_buckets == 0)
+	if (m == NULL || m->n_buckets == 0)
 		return NULL;
 	for (e = m->buckets[name_bucket(m, name)]; e != NULL; e = e->next)
 		if (strcmp(e->name, name) == 0)
@@ -160,7 +160,7 @@ bool pmap_remove(struct pmap *m, const char *name)
 {
 	struct pmap_entry **p, *e;
 
-	if (m->n_buckets == 0)
+	if (m == NULL || m->n_buckets == 0)
 		return false;
 	for (p = &m->buckets[name_bucket(m, name)]; (e = *p) != NULL; p = &e->next) {
 		if (strcmp(e->name, name) == 0) {
@@ -178,6 +178,8 @@ void pmap_clear(struct pmap *m)
 {
 	size_t i;
 
+	if (m == NULL)
+		return;
 	for (i = 0; i < m->n_buckets; i++) {
 		struct pmap_entry *e = m->buckets[i], *next;
 
@@ -191,6 +193,19 @@ void pmap_clear(struct pmap *m)
 	m->buckets = NULL;
 	m->n_buckets = 0;
 	m->count = 0;
+}
+
+struct pmap *pmap_new(void)
+{
+	return calloc(1, sizeof(struct pmap));
+}
+
+void pmap_free(struct pmap *m)
+{
+	if (m == NULL)
+		return;
+	pmap_clear(m);
+	free(m);
 }
 
 /* ---- server caches ---- */
@@ -364,13 +379,13 @@ static enum sbuf_action on_parse(struct client *c, struct server *s, const struc
 
 		/* DEALLOCATE ALL / DISCARD ALL through the extended protocol. */
 		if (drops_all_statements(pkt_get_str(&q)) && !q.bad) {
-			pmap_clear(&c->pmap);
+			pmap_clear(c->pmap);
 			pcache_clear(&s->pcache);
 		}
 	}
 	if (r.bad || name[0] == '\0')
 		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
-	if (pmap_find(&c->pmap, name) != NULL) {
+	if (pmap_find(c->pmap, name) != NULL) {
 		/* PostgreSQL refuses it and skips the rest of the batch; so do we. */
 		c->skip_to_sync = true;
 		if (!server_note_request(s, hdr->type, hdr->len, REQ_SYNTH, NULL) ||
@@ -379,7 +394,11 @@ static enum sbuf_action on_parse(struct client *c, struct server *s, const struc
 		return SBUF_CONSUMED;
 	}
 	ps = pstmt_get(r.p + r.pos, r.len - r.pos);
-	if (ps == NULL || !pmap_set(&c->pmap, name, ps))
+	if (c->pmap == NULL && (c->pmap = pmap_new()) == NULL) {
+		pstmt_put(ps);
+		return oom(c);
+	}
+	if (ps == NULL || !pmap_set(c->pmap, name, ps))
 		return oom(c);
 	if (pcache_has(&s->pcache, ps)) {
 		if (!server_note_request(s, hdr->type, hdr->len, REQ_SYNTH, NULL) ||
@@ -412,7 +431,7 @@ static enum sbuf_action on_bind(struct client *c, struct server *s, const struct
 			return SBUF_NEED_FULL;
 		}
 	} else if (nul2 > nul1 + 1) {
-		ps = pmap_find(&c->pmap, (const char *)(nul1 + 1));
+		ps = pmap_find(c->pmap, (const char *)(nul1 + 1));
 	}
 	if (ps == NULL)
 		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
@@ -454,12 +473,12 @@ static enum sbuf_action on_describe_close(struct client *c, struct server *s,
 	kind = pkt_get_u8(&r);
 	name = pkt_get_str(&r);
 	if (!r.bad && kind == 'S' && name[0] != '\0')
-		ps = pmap_find(&c->pmap, name);
+		ps = pmap_find(c->pmap, name);
 	if (ps == NULL)
 		return server_note_request(s, hdr->type, hdr->len, 0, NULL) ? SBUF_FORWARD : oom(c);
 	if (hdr->type == PqMsg_Close) {
 		/* The server keeps it for whoever prepares the same text next. */
-		pmap_remove(&c->pmap, name);
+		pmap_remove(c->pmap, name);
 		if (!server_note_request(s, hdr->type, hdr->len, REQ_SYNTH, NULL) ||
 		    !server_synth_reply(s, PqMsg_Close))
 			return oom(c);
@@ -511,7 +530,7 @@ static enum sbuf_action on_query(struct client *c, struct server *s, const struc
 		if (avail < hdr->len)
 			return SBUF_NEED_FULL;
 		if (data[hdr->len - 1] == '\0' && drops_all_statements((const char *)data + 5)) {
-			pmap_clear(&c->pmap);
+			pmap_clear(c->pmap);
 			pcache_clear(&s->pcache);
 		}
 	}

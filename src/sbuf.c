@@ -75,38 +75,64 @@ static void mark_failed(struct sbuf *sb, int err)
 
 static void on_write(evutil_socket_t fd, short what, void *arg);
 
+/* Queued output: exists only while there is some (an idle connection pays
+ * neither for the buffer nor for the write event). */
+struct sbuf_out {
+	struct event *ev_write;
+	uint8_t *buf;
+	size_t pos, len, cap;
+};
+
+static void out_free(struct sbuf *sb)
+{
+	struct sbuf_out *q = sb->outq;
+
+	if (q == NULL)
+		return;
+	event_free(q->ev_write);
+	free(q->buf);
+	free(q);
+	sb->outq = NULL;
+}
+
 static bool queue_out(struct sbuf *sb, const uint8_t *data, size_t len)
 {
-	size_t pending = sb->out_len - sb->out_pos;
+	struct sbuf_out *q = sb->outq;
+	size_t pending;
 
-	if (sb->out_pos > 0 && sb->out_cap - sb->out_len < len) {
-		memmove(sb->out, sb->out + sb->out_pos, pending);
-		sb->out_pos = 0;
-		sb->out_len = pending;
+	if (q == NULL) {
+		q = calloc(1, sizeof(*q));
+		if (q == NULL)
+			return false;
+		q->ev_write = event_new(event_get_base(&sb->ev_read), sb->fd, EV_WRITE | EV_PERSIST,
+		                        on_write, sb);
+		if (q->ev_write == NULL) {
+			free(q);
+			return false;
+		}
+		sb->outq = q;
 	}
-	if (sb->out_cap - sb->out_len < len) {
-		size_t cap = sb->out_cap ? sb->out_cap : 4096;
+	pending = q->len - q->pos;
+	if (q->pos > 0 && q->cap - q->len < len) {
+		memmove(q->buf, q->buf + q->pos, pending);
+		q->pos = 0;
+		q->len = pending;
+	}
+	if (q->cap - q->len < len) {
+		size_t cap = q->cap ? q->cap : 4096;
 		uint8_t *nb;
 
-		while (cap - sb->out_len < len)
+		while (cap - q->len < len)
 			cap *= 2;
-		nb = realloc(sb->out, cap);
+		nb = realloc(q->buf, cap);
 		if (nb == NULL)
 			return false;
-		sb->out = nb;
-		sb->out_cap = cap;
+		q->buf = nb;
+		q->cap = cap;
 	}
-	memcpy(sb->out + sb->out_len, data, len);
-	sb->out_len += len;
-	/* The write event exists only while output is queued (idle connections
-	 * do not pay for it). */
-	if (sb->ev_write == NULL) {
-		sb->ev_write = event_new(event_get_base(&sb->ev_read), sb->fd,
-					 EV_WRITE | EV_PERSIST, on_write, sb);
-		if (sb->ev_write == NULL)
-			return false;
-	}
-	event_add(sb->ev_write, NULL);
+	memcpy(q->buf + q->len, data, len);
+	q->len += len;
+	event_add(q->ev_write, NULL);
 	return true;
 }
 
@@ -115,7 +141,7 @@ static bool raw_write(struct sbuf *sb, const uint8_t *data, size_t len)
 {
 	if (sb->closed || sb->failed)
 		return false;
-	if (sb->out_len == sb->out_pos) {
+	if (sb->outq == NULL) {
 		ssize_t n = send(sb->fd, data, len, MSG_NOSIGNAL);
 
 		if (n == -1) {
@@ -125,7 +151,6 @@ static bool raw_write(struct sbuf *sb, const uint8_t *data, size_t len)
 			}
 			n = 0;
 		}
-		sb->bytes_out += (uint64_t)n;
 		if ((size_t)n == len)
 			return true;
 		data += n;
@@ -227,7 +252,7 @@ void sbuf_resume(struct sbuf *sb)
 
 size_t sbuf_pending_out(const struct sbuf *sb)
 {
-	return sb->out_len - sb->out_pos;
+	return sb->outq != NULL ? sb->outq->len - sb->outq->pos : 0;
 }
 
 size_t sbuf_pending_in(const struct sbuf *sb)
@@ -278,7 +303,7 @@ static void finish_round(struct sbuf *sb)
 		}
 	}
 	if (dst != NULL && !dst->closed && !sb->blocked &&
-	    dst->out_len - dst->out_pos > SBUF_HIGH_WATER) {
+	    sbuf_pending_out(dst) > SBUF_HIGH_WATER) {
 		sb->blocked = true;
 		dst->waiter = sb;
 		event_del(&sb->ev_read);
@@ -310,13 +335,13 @@ static void process(struct sbuf *sb)
 		case PROTO_HDR_BAD:
 			span_flush(sb);
 			halt(sb);
-			sb->on_event(sb, SBUF_EV_PROTO, 0);
+			sb->ops->event(sb, SBUF_EV_PROTO, 0);
 			return;
 		case PROTO_HDR_OK:
 			break;
 		}
 		sb->cur_pos = b->pos;
-		act = sb->on_pkt(sb, &hdr, b->data + b->pos, avail < hdr.len ? avail : hdr.len);
+		act = sb->ops->pkt(sb, &hdr, b->data + b->pos, avail < hdr.len ? avail : hdr.len);
 		if (sb->closed)
 			return;
 		switch (act) {
@@ -337,12 +362,12 @@ static void process(struct sbuf *sb)
 			span_flush(sb);
 			if (avail >= target || target > SBUF_MAX_FULL) {
 				halt(sb);
-				sb->on_event(sb, SBUF_EV_TOOBIG, (long)hdr.len);
+				sb->ops->event(sb, SBUF_EV_TOOBIG, (long)hdr.len);
 				return;
 			}
 			if (!make_room(sb, target)) {
 				halt(sb);
-				sb->on_event(sb, SBUF_EV_ERROR, ENOMEM);
+				sb->ops->event(sb, SBUF_EV_ERROR, ENOMEM);
 				return;
 			}
 			goto out;
@@ -367,7 +392,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (sb->failed) {
 		halt(sb);
-		sb->on_event(sb, SBUF_EV_ERROR, sb->fail_err);
+		sb->ops->event(sb, SBUF_EV_ERROR, sb->fail_err);
 		return;
 	}
 	if (sb->blocked)
@@ -383,7 +408,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (sb->in == NULL) {
 		sb->in = iobuf_get(SBUF_IOBUF_SIZE);
 		if (sb->in == NULL) {
-			sb->on_event(sb, SBUF_EV_ERROR, ENOMEM);
+			sb->ops->event(sb, SBUF_EV_ERROR, ENOMEM);
 			return;
 		}
 	}
@@ -391,17 +416,16 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	if (b->end < b->cap) {
 		n = recv(fd, b->data + b->end, b->cap - b->end, 0);
 		if (n == 0) {
-			sb->on_event(sb, SBUF_EV_EOF, 0);
+			sb->ops->event(sb, SBUF_EV_EOF, 0);
 			return;
 		}
 		if (n == -1) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-				sb->on_event(sb, SBUF_EV_ERROR, errno);
+				sb->ops->event(sb, SBUF_EV_ERROR, errno);
 				return;
 			}
 		} else {
 			b->end += (size_t)n;
-			sb->bytes_in += (uint64_t)n;
 		}
 	} else if (sb->stopped) {
 		/* Paused and full: now really stop until resumed. */
@@ -421,36 +445,31 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
 	struct sbuf *sb = arg;
+	struct sbuf_out *q = sb->outq;
 	struct sbuf *waiter;
 
 	(void)what;
-	if (sb->closed)
+	if (sb->closed || q == NULL)
 		return;
 	if (sb->failed) {
-		event_del(sb->ev_write);
-		sb->on_event(sb, SBUF_EV_ERROR, sb->fail_err);
+		event_del(q->ev_write);
+		sb->ops->event(sb, SBUF_EV_ERROR, sb->fail_err);
 		return;
 	}
-	while (sb->out_pos < sb->out_len) {
-		ssize_t n =
-		    send(fd, sb->out + sb->out_pos, sb->out_len - sb->out_pos, MSG_NOSIGNAL);
+	while (q->pos < q->len) {
+		ssize_t n = send(fd, q->buf + q->pos, q->len - q->pos, MSG_NOSIGNAL);
 
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return;
-			event_del(sb->ev_write);
+			event_del(q->ev_write);
 			sb->failed = true;
-			sb->on_event(sb, SBUF_EV_ERROR, errno);
+			sb->ops->event(sb, SBUF_EV_ERROR, errno);
 			return;
 		}
-		sb->out_pos += (size_t)n;
-		sb->bytes_out += (uint64_t)n;
+		q->pos += (size_t)n;
 	}
-	event_free(sb->ev_write);
-	sb->ev_write = NULL;
-	free(sb->out);
-	sb->out = NULL;
-	sb->out_pos = sb->out_len = sb->out_cap = 0;
+	out_free(sb);
 	waiter = sb->waiter;
 	if (waiter != NULL) {
 		sb->waiter = NULL;
@@ -458,14 +477,13 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, sbuf_pkt_fn on_pkt,
-               sbuf_event_fn on_event, void *owner)
+bool sbuf_init(struct sbuf *sb, struct event_base *base, int fd, const struct sbuf_ops *ops,
+               void *owner)
 {
 	memset(sb, 0, sizeof(*sb));
 	sb->fd = fd;
 	sb->max_len = PROTO_MAX_MSG_LEN;
-	sb->on_pkt = on_pkt;
-	sb->on_event = on_event;
+	sb->ops = ops;
 	sb->owner = owner;
 	if (event_assign(&sb->ev_read, base, fd, EV_READ | EV_PERSIST, on_read, sb) == -1)
 		return false;
@@ -478,10 +496,7 @@ void sbuf_close(struct sbuf *sb)
 		return;
 	sb->closed = true;
 	event_del(&sb->ev_read);
-	if (sb->ev_write != NULL) {
-		event_free(sb->ev_write);
-		sb->ev_write = NULL;
-	}
+
 	if (sb->feeder != NULL) {
 		sb->feeder->span_start = sb->feeder->span_end = 0;
 		sb->feeder = NULL;
@@ -504,9 +519,9 @@ void sbuf_close(struct sbuf *sb)
 		/* A last try at queued bytes (often a FATAL error), then read what the
 		 * peer sent: closing with unread input makes the kernel send RST,
 		 * and the peer may lose our last message. */
-		if (sb->out_len > sb->out_pos)
-			(void)!send(sb->fd, sb->out + sb->out_pos, sb->out_len - sb->out_pos,
-			            MSG_NOSIGNAL);
+		if (sb->outq != NULL && sb->outq->len > sb->outq->pos)
+			(void)!send(sb->fd, sb->outq->buf + sb->outq->pos,
+			            sb->outq->len - sb->outq->pos, MSG_NOSIGNAL);
 		for (i = 0; i < 16 && recv(sb->fd, scratch, sizeof(scratch), 0) > 0; i++)
 			;
 		close(sb->fd);
@@ -514,7 +529,5 @@ void sbuf_close(struct sbuf *sb)
 	sb->fd = -1;
 	iobuf_put(sb->in);
 	sb->in = NULL;
-	free(sb->out);
-	sb->out = NULL;
-	sb->out_pos = sb->out_len = sb->out_cap = 0;
+	out_free(sb);
 }

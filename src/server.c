@@ -129,6 +129,7 @@ static void send_startup(struct server *server)
 static enum sbuf_action server_on_pkt(struct sbuf *sb, const struct pkt_hdr *hdr,
                                       const uint8_t *data, size_t avail);
 static void server_on_event(struct sbuf *sb, enum sbuf_event ev, long err);
+static const struct sbuf_ops server_ops = {server_on_pkt, server_on_event};
 
 static void on_connected(evutil_socket_t fd, short what, void *arg)
 {
@@ -147,7 +148,7 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
 		login_failed(server, "08006", "could not connect to server: %s", strerror(err));
 		return;
 	}
-	if (!sbuf_init(&server->sb, rt.base, fd, server_on_pkt, server_on_event, server)) {
+	if (!sbuf_init(&server->sb, rt.base, fd, &server_ops, server)) {
 		close(fd);
 		login_failed(server, "08006", "could not watch server socket");
 		return;
