@@ -20,6 +20,8 @@ extern enum log_level log_threshold;
 bool log_open(const char *path) __attribute__((warn_unused_result));
 /* Stop writing to stderr (after daemonizing). */
 void log_set_quiet(bool quiet);
+/* The process forked (daemonizing): log lines carry the new pid. */
+void log_forked(void);
 /* Close the log file. */
 void log_close(void);
 /* Format and write one line at LEVEL; use the macros below. */

@@ -65,12 +65,29 @@ struct client *client_by_cancel_key(const uint8_t key[8])
 	return NULL;
 }
 
+/* 8 unpredictable bytes; RAND_bytes is asked for 32 keys at a time (it takes
+ * locks on every call, which showed in connection-storm profiles). */
+static bool random_key(uint8_t out[8])
+{
+	static uint8_t pool[256];
+	static size_t left;
+
+	if (left < 8) {
+		if (RAND_bytes(pool, sizeof(pool)) != 1)
+			return false;
+		left = sizeof(pool);
+	}
+	left -= 8;
+	memcpy(out, pool + left, 8);
+	return true;
+}
+
 static bool assign_cancel_key(struct client *c)
 {
 	struct client **head;
 
 	do {
-		if (RAND_bytes(c->cancel_key, 8) != 1)
+		if (!random_key(c->cancel_key))
 			return false;
 		c->cancel_key[0] &= 0x7f; /* a positive "pid", as clients expect */
 	} while (client_by_cancel_key(c->cancel_key) != NULL);

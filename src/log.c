@@ -40,6 +40,21 @@ void log_close(void)
 	log_file = NULL;
 }
 
+static pid_t log_pid;
+
+/* getpid() once, again after a fork (log_forked()). */
+static pid_t cached_pid(void)
+{
+	if (log_pid == 0)
+		log_pid = getpid();
+	return log_pid;
+}
+
+void log_forked(void)
+{
+	log_pid = 0;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	char line[2048];
@@ -49,13 +64,13 @@ void log_write(enum log_level level, const char *fmt, ...)
 	va_list ap;
 	int saved_errno = errno;
 
-	if (level > log_threshold)
-		return;
+	if (level > log_threshold || (log_quiet && log_file == NULL))
+		return; /* nowhere to write: skip the formatting too */
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03d UTC [%d] %s ",
-	                      (int)(tv.tv_usec / 1000), (int)getpid(), level_names[level]);
+	                      (int)(tv.tv_usec / 1000), (int)cached_pid(), level_names[level]);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);

@@ -143,6 +143,7 @@ static bool daemonize(void)
 			close(fd);
 	}
 	log_set_quiet(true);
+	log_forked();
 	return true;
 }
 
