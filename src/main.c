@@ -147,6 +147,28 @@ static bool daemonize(void)
 	return true;
 }
 
+/* Descriptors the config can use: every client, every server connection the
+ * database entries allow (max_db_connections, else pool sizes; one user per
+ * entry is assumed, as PgBouncer's estimate does), and some spare. */
+static unsigned long wanted_descriptors(const struct config *cfg)
+{
+	unsigned long n = (unsigned long)cfg->max_client_conn + 64;
+	size_t i;
+
+	for (i = 0; i < cfg->n_dbs; i++) {
+		const struct cfg_db *db = &cfg->dbs[i];
+		int cap =
+		    db->max_db_connections >= 0 ? db->max_db_connections : cfg->max_db_connections;
+		int size =
+		    (db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size) +
+		    (db->max_overflow >= 0 ? db->max_overflow : cfg->max_overflow) +
+		    (db->reserve_pool_size >= 0 ? db->reserve_pool_size : cfg->reserve_pool_size);
+
+		n += (unsigned long)(cap > 0 && cap < size ? cap : size);
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -207,7 +229,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	want_fds = (unsigned long)rt.cfg->max_client_conn * 2 + 64;
+	want_fds = wanted_descriptors(rt.cfg);
 	got_fds = net_raise_nofile(want_fds);
 	if (got_fds < want_fds)
 		log_warn("descriptor limit is %lu, max_client_conn needs about %lu", got_fds,
