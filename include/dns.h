@@ -34,7 +34,7 @@ struct dns_req *dns_resolve(const char *host, dns_cb cb, void *arg);
 /* Call CB for every cached answer (SHOW DNS_HOSTS): host name, seconds until
  * it expires, and its addresses (none for a cached failure). */
 typedef void (*dns_walk_cb)(void *arg, const char *host, double ttl,
-			    const struct sockaddr_storage *addrs, size_t n);
+                            const struct sockaddr_storage *addrs, size_t n);
 void dns_cache_walk(dns_walk_cb cb, void *arg);
 /* Cancel a pending request; its callback will not run. */
 void dns_cancel(struct dns_req *req);
