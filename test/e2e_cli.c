@@ -47,6 +47,46 @@ static pid_t read_pid(const char *path)
 	return (pid_t)pid;
 }
 
+/* Run out of descriptors on purpose: pglease started with ulimit -n 48. */
+static void fd_exhaustion(void)
+{
+	struct h_msg m;
+	int fds[80], n_ok = 0, n_refused = 0, i;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", "ulimit -n 48 && exec \"$0\" \"$1\"", bin(),
+		      h_lease_config_path(), (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 100 && !h_can_query(h_lease_conninfo("alice", NULL, "byname")); i++)
+		h_sleep_ms(100);
+	for (i = 0; i < 80; i++) {
+		fds[i] = h_raw_connect(h_lease_port());
+		if (fds[i] == -1 || !h_raw_send_startup(fds[i], H_PROTO_V3, "alice", "byname"))
+			continue;
+		if (h_raw_read_msg(fds[i], &m, 3000) != 1)
+			continue;
+		if (m.type == 'E' && h_msg_field(&m, 'C') != NULL &&
+		    strcmp(h_msg_field(&m, 'C'), "53300") == 0)
+			n_refused++;
+		else if (m.type == 'R' || m.type == 'S')
+			n_ok++;
+	}
+	h_ok(n_ok > 0 && n_refused > 0,
+	     "out of descriptors: later clients get 53300 at once, not a hang (%d served, %d "
+	     "refused)",
+	     n_ok, n_refused);
+	for (i = 0; i < 80; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	h_sleep_ms(500);
+	h_ok(h_can_query(h_lease_conninfo("alice", NULL, "byname")),
+	     "after they leave, a new client is served");
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
 int main(void)
 {
 	const char *out = h_fmt("%s/cli.out", "/tmp");
@@ -97,6 +137,8 @@ int main(void)
 	h_ok(rc != 0 && file_has(out, "could not listen"),
 	     "port already in use: non-zero exit with a message");
 	h_ok(h_lease_stop_ok("SIGTERM"), "SIGTERM: clean exit with status 0");
+
+	fd_exhaustion();
 
 	/* -d: daemonize, write the pidfile, go on serving; SIGTERM removes the pidfile. */
 	ini = h_lease_config_path();
