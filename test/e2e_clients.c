@@ -158,6 +158,23 @@ static void libpq_prepared(void)
 	PQfinish(b);
 }
 
+/* The premise of the scripts: the pools lease per transaction. */
+static void premise(void)
+{
+	PGconn *a = h_connect(h_lease_conninfo("alice", NULL, "txn2"));
+	PGconn *b = h_connect(h_lease_conninfo("alice", NULL, "txn2"));
+	const char *pa = h_value(a, "SELECT pg_backend_pid()"), *pb;
+
+	h_exec(b, "BEGIN");
+	pb = h_value(b, "SELECT pg_backend_pid()");
+	h_ok(pa != NULL && pb != NULL && strcmp(pa, pb) == 0,
+	     "setup: transaction pooling is in effect (a second client gets the server the "
+	     "first one released)");
+	h_exec(b, "COMMIT");
+	PQfinish(a);
+	PQfinish(b);
+}
+
 /* PGL_ONLY=psycopg2,psycopg3,node,libpq runs only those (for debugging a failure). */
 static bool want(const char *what)
 {
@@ -178,6 +195,7 @@ int main(void)
 	               "pool_mode = transaction\nmax_client_conn = 100\n",
 	               h_userlist_line("alice", "alicepw"));
 	h_lease_start();
+	premise();
 
 	if (!want("psycopg2"))
 		;

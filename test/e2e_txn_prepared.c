@@ -127,8 +127,11 @@ static void libpq_prepared(void)
 	if (!str_eq(p_prep, p_held))
 		tap_diag("the holder got %s, the statement was prepared on %s", p_held, p_prep);
 	res = exec_prepared(a, "s1", "21");
-	h_ok(strncmp(res, "42|", 3) == 0 && !str_eq(res + 3, p_held ? p_held : ""),
-	     "libpq: PQexecPrepared s1 works on another server than it was prepared on (%s)", res);
+	h_ok(strncmp(res, "42|", 3) == 0 && p_prep != NULL && str_eq(p_prep, p_held) &&
+	         !str_eq(res + 3, p_prep),
+	     "libpq: PQexecPrepared s1 works on another server than it was prepared on (%s, "
+	     "prepared on %s)",
+	     res, p_prep ? p_prep : "?");
 	r = PQdescribePrepared(a, "s1");
 	h_ok(PQresultStatus(r) == PGRES_COMMAND_OK && PQnparams(r) == 1 && PQnfields(r) == 2 &&
 	         PQparamtype(r, 0) == 23,
@@ -389,15 +392,20 @@ static void raw_prepared(void)
 	h_is_str(roundtrip(&a, &w, 1), "1 2 D:407 C:SELECT 1 ZI",
 	         "raw: after DISCARD ALL r1 can be prepared again");
 
-	/* Parse, Bind, Execute in one pipeline with the statement used at once elsewhere. */
+	/* Prepare and use in one write, then use it in one write with Parse of another. */
 	h_wb_parse(&w, "r3", "SELECT $1::int * 3");
 	h_wb_sync(&w);
 	bind_exec(&w, "r3", "3");
+	res = roundtrip(&a, &w, 2);
+	h_is_str(res, "1 ZI 2 D:9 C:SELECT 1 ZI",
+	         "raw: Parse+Sync and Bind/Execute+Sync in one write");
 	hold(c);
+	h_wb_parse(&w, "r4", "SELECT $1::int * 4");
 	bind_exec(&w, "r3", "4");
-	res = roundtrip(&a, &w, 3);
-	h_is_str(res, "1 ZI 2 D:9 C:SELECT 1 ZI 2 D:12 C:SELECT 1 ZI",
-	         "raw: three batches using r3 (prepare, use, use elsewhere) in one write");
+	bind_exec(&w, "r4", "4");
+	res = roundtrip(&a, &w, 2);
+	h_is_str(res, "1 2 D:12 C:SELECT 1 ZI 2 D:16 C:SELECT 1 ZI",
+	         "raw: on the other server, Parse r4 + Bind r3 in one batch, then Bind r4");
 	h_exec(c, "COMMIT");
 
 	h_wb_free(&w);
@@ -713,11 +721,27 @@ static void off(void)
 	PQfinish(a);
 }
 
+/* The premise of every group: pool "two" leases per transaction. */
+static void premise(void)
+{
+	PGconn *a = conn("two"), *b = conn("two");
+	const char *pa = h_value(a, "SELECT pg_backend_pid()");
+	const char *pb = hold(b);
+
+	h_ok(pa != NULL && str_eq(pa, pb),
+	     "setup: transaction pooling is in effect (a second client gets the server the "
+	     "first one released)");
+	h_exec(b, "COMMIT");
+	PQfinish(a);
+	PQfinish(b);
+}
+
 int main(void)
 {
 	h_init(900);
 	h_pg_start();
 	start_lease(NULL);
+	premise();
 
 	if (want("libpq"))
 		libpq_prepared();
