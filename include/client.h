@@ -41,14 +41,15 @@ struct client {
 	enum client_state state;
 
 	bool is_unix;
-	bool over_limit;     /* accepted past max_client_conn: refuse after startup */
-	bool admin;          /* logged in to the admin console */
-	bool admin_readonly; /* stats_users: SHOW only */
-	bool admitted;       /* counted by pool_client_admit() */
-	bool cancel_pending; /* a CancelRequest connection waiting for its cancel */
-	bool skip_to_sync;   /* pglease sent an error in a batch: skip to its Sync */
-	bool wait_notified;  /* got the query_wait_notify NOTICE */
-	bool hashed;         /* in the cancel key table */
+	bool over_limit;      /* accepted past max_client_conn: refuse after startup */
+	bool admin;           /* logged in to the admin console */
+	bool admin_readonly;  /* stats_users: SHOW only */
+	bool admitted;        /* counted by pool_client_admit() */
+	bool cancel_pending;  /* a CancelRequest connection waiting for its cancel */
+	bool skip_to_sync;    /* pglease sent an error in a batch: skip to its Sync */
+	bool wait_notified;   /* got the query_wait_notify NOTICE */
+	bool hashed;          /* in the cancel key table */
+	bool auth_ok_pending; /* AuthenticationOk not sent yet: goes with the welcome */
 	uint8_t cancel_key[8];
 
 	union net_addr addr; /* the peer (family AF_UNIX on the unix socket) */

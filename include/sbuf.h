@@ -88,6 +88,7 @@ struct sbuf {
 	bool failed;  /* a write failed; the owner will be told */
 	bool closed;
 	bool resuming; /* woken by sbuf_resume(): process the buffer first */
+	bool linger;   /* at close, read what the peer sent so our last bytes arrive */
 
 	const struct sbuf_ops *ops;
 	void *owner;

@@ -167,6 +167,7 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 	proto_error(&w, "FATAL", sqlstate, msg);
 	if (pkt_ok(&w))
 		sbuf_write(&c->sb, w.buf, w.len);
+	c->sb.linger = true;
 	pkt_writer_free(&w);
 	log_info("C-%llu %s/%s: closing: %s (%s)", (unsigned long long)c->id,
 	         c->dbname ? c->dbname : "-", c->user ? c->user : "-", msg, sqlstate);
@@ -254,6 +255,10 @@ void client_welcome(struct client *c)
 		return;
 	}
 	pkt_writer_init(&w);
+	if (c->auth_ok_pending) {
+		proto_auth_req(&w, AUTH_REQ_OK, NULL, 0);
+		c->auth_ok_pending = false;
+	}
 	for (i = 0; i < pool->n_params; i++) {
 		int id = varcache_lookup(pool->params[i].name);
 		const char *value = pool->params[i].value;
@@ -336,11 +341,8 @@ static void auth_done(struct client *c)
 			c->pool->have_scram_key = true;
 		}
 	}
-	pkt_writer_init(&w);
-	proto_auth_req(&w, AUTH_REQ_OK, NULL, 0);
-	send_or_close(c, &w);
-	if (c->state == CL_CLOSED)
-		return;
+	/* AuthenticationOk goes out with the welcome, in one send. */
+	c->auth_ok_pending = true;
 	if (c->pool->have_welcome) {
 		client_welcome(c);
 		return;

@@ -516,13 +516,14 @@ void sbuf_close(struct sbuf *sb)
 		uint8_t scratch[4096];
 		int i;
 
-		/* A last try at queued bytes (often a FATAL error), then read what the
-		 * peer sent: closing with unread input makes the kernel send RST,
-		 * and the peer may lose our last message. */
+		/* A last try at queued bytes, then, when our last message matters
+		 * (a FATAL error), read what the peer sent: closing with unread
+		 * input makes the kernel send RST, and the peer may lose it. */
 		if (sb->outq != NULL && sb->outq->len > sb->outq->pos)
 			(void)!send(sb->fd, sb->outq->buf + sb->outq->pos,
 			            sb->outq->len - sb->outq->pos, MSG_NOSIGNAL);
-		for (i = 0; i < 16 && recv(sb->fd, scratch, sizeof(scratch), 0) > 0; i++)
+		for (i = 0; sb->linger && i < 16 && recv(sb->fd, scratch, sizeof(scratch), 0) > 0;
+		     i++)
 			;
 		close(sb->fd);
 	}
