@@ -7,6 +7,7 @@
  * server and no directory behind.
  */
 #include "harness.h"
+#include "harness_int.h"
 #include "tap.h"
 
 #include <arpa/inet.h>
@@ -29,40 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define H_PATH 512
-
-/* One harness-owned string (h_fmt); the list is freed at exit. */
-struct h_str {
-	struct h_str *next;
-	char s[];
-};
-
-static struct {
-	bool inited;
-	bool cleaned;
-	bool failed;      /* a test point failed or the program bailed out */
-	bool logs_dumped; /* the exit dump already ran */
-	char dir[128];
-	char pgdata[H_PATH];
-	char pglog[H_PATH];
-	int pgport;
-	bool pg_started;
-	bool as_postgres; /* run PostgreSQL programs via runuser -u postgres */
-	PGconn *admin;    /* superuser connection over the unix socket */
-	pid_t lease_pid;  /* -1 when not running */
-	int lease_status; /* exit status of the last pglease that ended */
-	int lease_port;
-	char lease_ini[H_PATH];
-	char lease_log[H_PATH];
-	char lease_err[H_PATH];
-	char userlist[H_PATH];
-	long lease_log_seen;  /* bytes of the log already shown or passed */
-	long lease_err_start; /* size of the stderr file when this pglease started */
-	const char *cfg_auth, *cfg_dbs, *cfg_extra, *cfg_users; /* last h_lease_config() */
-	int used_ports[64];
-	int n_used_ports;
-	struct h_str *strings;
-} H = {.lease_pid = -1, .lease_status = -1};
+struct h_state H = {.lease_pid = -1, .lease_status = -1};
 
 static void h_dump_logs(void);
 
@@ -118,7 +86,7 @@ int64_t h_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long h_file_size(const char *path)
+long h_file_size(const char *path)
 {
 	struct stat st;
 
@@ -155,7 +123,7 @@ static void h_write_file(const char *path, const char *content)
 }
 
 /* Print the last MAX_LINES lines of PATH starting at byte FROM (at most 256 KiB). */
-static void h_diag_file_from(const char *title, const char *path, long from, int max_lines)
+void h_diag_file_from(const char *title, const char *path, long from, int max_lines)
 {
 	FILE *f = fopen(path, "re");
 	long size, start;
@@ -268,7 +236,7 @@ void h_bail(const char *fmt, ...)
 /* ---- processes --------------------------------------------------------- */
 
 /* Fork and exec ARGV with output to OUTFILE; returns the pid or -1. */
-static pid_t h_spawn(const char *const argv[], const char *const env[], const char *outfile)
+pid_t h_spawn(const char *const argv[], const char *const env[], const char *outfile)
 {
 	pid_t pid;
 
@@ -334,7 +302,7 @@ int h_run(const char *const argv[], const char *const env[], const char *outfile
 }
 
 /* h_run() for PostgreSQL programs: as the postgres OS user when we are root. */
-static int h_run_pg(const char *const argv[], const char *outfile, int timeout_ms)
+int h_run_pg(const char *const argv[], const char *outfile, int timeout_ms)
 {
 	const char *full[32];
 	size_t i = 0, j;
@@ -771,7 +739,7 @@ const char *h_lease_config_path(void)
 	return H.lease_ini;
 }
 
-static const char *h_lease_bin(void)
+const char *h_lease_bin(void)
 {
 	const char *env = getenv("PGLEASE_BIN");
 
@@ -785,7 +753,7 @@ static const char *h_lease_bin(void)
 }
 
 /* True when something accepts TCP connections on 127.0.0.1:PORT. */
-static bool h_port_open(int port)
+bool h_port_open(int port)
 {
 	int fd = h_raw_connect(port);
 
@@ -857,7 +825,7 @@ int h_lease_stop(void)
 }
 
 /* True when pglease's stderr of the current run mentions NEEDLE. */
-static bool h_lease_stderr_has(const char *needle)
+bool h_lease_stderr_has(const char *needle)
 {
 	return h_file_has(H.lease_err, H.lease_err_start, needle);
 }
@@ -1121,304 +1089,6 @@ PGresult *h_wait_result_one(PGconn *conn, int timeout_ms)
 			break;
 	}
 	return PQgetResult(conn);
-}
-
-/* ---- raw protocol ------------------------------------------------------ */
-
-int h_raw_connect(int port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-
-	if (fd == -1)
-		return -1;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-bool h_raw_send(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static void h_put32(char *p, uint32_t v)
-{
-	v = htonl(v);
-	memcpy(p, &v, 4);
-}
-
-static uint32_t h_get32(const char *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return ntohl(v);
-}
-
-bool h_raw_send_code(int fd, uint32_t code)
-{
-	char b[8];
-
-	h_put32(b, 8);
-	h_put32(b + 4, code);
-	return h_raw_send(fd, b, sizeof(b));
-}
-
-bool h_raw_send_startup(int fd, uint32_t version, const char *user, const char *db)
-{
-	char b[1024];
-	size_t n = 8;
-
-	h_put32(b + 4, version);
-	if (user)
-		n += (size_t)snprintf(b + n, sizeof(b) - n - 2, "user%c%s%c", 0, user, 0);
-	if (db)
-		n += (size_t)snprintf(b + n, sizeof(b) - n - 2, "database%c%s%c", 0, db, 0);
-	b[n++] = '\0';
-	h_put32(b, (uint32_t)n);
-	return h_raw_send(fd, b, n);
-}
-
-bool h_raw_send_query(int fd, const char *sql)
-{
-	size_t len = strlen(sql) + 1;
-	char *b = malloc(len + 5);
-	bool ok;
-
-	if (b == NULL)
-		return false;
-	b[0] = 'Q';
-	h_put32(b + 1, (uint32_t)(len + 4));
-	memcpy(b + 5, sql, len);
-	ok = h_raw_send(fd, b, len + 5);
-	free(b);
-	return ok;
-}
-
-/* Read exactly N bytes before DEADLINE: 1 done, 0 EOF/reset, -1 timeout. */
-static int h_raw_read_full(int fd, char *buf, size_t n, int64_t deadline)
-{
-	while (n > 0) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int64_t left = deadline - h_now_ms();
-		ssize_t r;
-
-		if (left <= 0)
-			return -1;
-		if (poll(&p, 1, (int)left) <= 0)
-			continue;
-		r = recv(fd, buf, n, 0);
-		if (r == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (r <= 0)
-			return 0;
-		buf += r;
-		n -= (size_t)r;
-	}
-	return 1;
-}
-
-int h_raw_read_byte(int fd, int timeout_ms)
-{
-	char c;
-	int r = h_raw_read_full(fd, &c, 1, h_now_ms() + timeout_ms);
-
-	if (r == 1)
-		return (unsigned char)c;
-	return r == 0 ? -1 : -2;
-}
-
-int h_raw_read_msg(int fd, struct h_msg *m, int timeout_ms)
-{
-	int64_t deadline = h_now_ms() + timeout_ms;
-	char hdr[5];
-	uint32_t body;
-	int r;
-
-	m->n = 0;
-	m->data[0] = '\0';
-	r = h_raw_read_full(fd, hdr, 5, deadline);
-	if (r != 1)
-		return r;
-	m->type = hdr[0];
-	m->len = h_get32(hdr + 1);
-	if (m->len < 4)
-		return -1;
-	body = m->len - 4;
-	m->n = body < sizeof(m->data) - 1 ? body : sizeof(m->data) - 1;
-	r = h_raw_read_full(fd, m->data, m->n, deadline);
-	if (r != 1)
-		return r;
-	m->data[m->n] = '\0';
-	if (body > 1024 * 1024)
-		return -1;
-	for (uint32_t rest = body - (uint32_t)m->n; rest > 0;) {
-		char junk[4096];
-		size_t k = rest < sizeof(junk) ? rest : sizeof(junk);
-
-		r = h_raw_read_full(fd, junk, k, deadline);
-		if (r != 1)
-			return r;
-		rest -= (uint32_t)k;
-	}
-	return 1;
-}
-
-const char *h_msg_field(const struct h_msg *m, char code)
-{
-	size_t i = 0;
-
-	if (m->type != 'E' && m->type != 'N')
-		return NULL;
-	while (i < m->n && m->data[i] != '\0') {
-		char c = m->data[i++];
-		const char *val = m->data + i;
-
-		if (c == code)
-			return val;
-		i += strnlen(val, m->n - i) + 1;
-	}
-	return NULL;
-}
-
-int h_raw_expect_error(int fd, char sqlstate[6], int timeout_ms)
-{
-	int64_t deadline = h_now_ms() + timeout_ms;
-	struct h_msg *m = malloc(sizeof(*m));
-	int ret = -1;
-
-	sqlstate[0] = '\0';
-	if (m == NULL)
-		return -1;
-	for (;;) {
-		int64_t left = deadline - h_now_ms();
-		int r = left > 0 ? h_raw_read_msg(fd, m, (int)left) : -1;
-
-		if (r != 1) {
-			ret = r == 0 ? 0 : -1;
-			break;
-		}
-		if (m->type == 'E') {
-			const char *c = h_msg_field(m, 'C');
-			const char *msg = h_msg_field(m, 'M');
-
-			snprintf(sqlstate, 6, "%s", c ? c : "");
-			tap_diag("server said: %s %s", c ? c : "(no code)", msg ? msg : "");
-			ret = 1;
-			break;
-		}
-	}
-	free(m);
-	return ret;
-}
-
-bool h_raw_wait_close(int fd, int timeout_ms)
-{
-	int64_t deadline = h_now_ms() + timeout_ms;
-	char junk[4096];
-
-	for (;;) {
-		int r = h_raw_read_full(fd, junk, 1, deadline);
-
-		if (r == 0)
-			return true;
-		if (r == -1)
-			return false;
-	}
-}
-
-bool h_raw_login(int fd, const char *user, const char *password, const char *db, char sqlstate[6])
-{
-	struct h_msg *m = malloc(sizeof(*m));
-	int64_t deadline = h_now_ms() + 10000;
-	bool ok = false;
-
-	if (sqlstate)
-		sqlstate[0] = '\0';
-	if (m == NULL || !h_raw_send_startup(fd, H_PROTO_V3, user, db)) {
-		free(m);
-		return false;
-	}
-	for (;;) {
-		int64_t left = deadline - h_now_ms();
-
-		if (left <= 0 || h_raw_read_msg(fd, m, (int)left) != 1) {
-			tap_diag("raw login: no answer or connection closed");
-			break;
-		}
-		if (m->type == 'E') {
-			const char *c = h_msg_field(m, 'C');
-
-			if (sqlstate)
-				snprintf(sqlstate, 6, "%s", c ? c : "");
-			tap_diag("raw login failed: %s",
-			         h_msg_field(m, 'M') ? h_msg_field(m, 'M') : "?");
-			break;
-		}
-		if (m->type == 'Z') {
-			ok = true;
-			break;
-		}
-		if (m->type == 'R' && m->n >= 4) {
-			uint32_t code = h_get32(m->data);
-
-			if (code == 3 && password) {
-				size_t len = strlen(password) + 1;
-				char b[512];
-
-				if (len + 5 > sizeof(b))
-					break;
-				b[0] = 'p';
-				h_put32(b + 1, (uint32_t)(len + 4));
-				memcpy(b + 5, password, len);
-				if (!h_raw_send(fd, b, len + 5))
-					break;
-			} else if (code != 0) {
-				tap_diag("raw login: unsupported authentication request %u", code);
-				break;
-			}
-		}
-	}
-	free(m);
-	return ok;
-}
-
-bool h_raw_cancel(int port, uint32_t pid, uint32_t key)
-{
-	char b[16];
-	int fd = h_raw_connect(port);
-	bool ok;
-
-	if (fd == -1)
-		return false;
-	h_put32(b, 16);
-	h_put32(b + 4, H_CANCEL_CODE);
-	h_put32(b + 8, pid);
-	h_put32(b + 12, key);
-	ok = h_raw_send(fd, b, sizeof(b));
-	/* Like libpq: wait for the pooler to close, which says it took the request. */
-	if (ok)
-		h_raw_wait_close(fd, 5000);
-	close(fd);
-	return ok;
 }
 
 /* ==== additions for the transaction-pooling and differential tests ====== */
@@ -1848,277 +1518,4 @@ bool h_pg_exec_db(const char *db, const char *sql)
 	ok = h_exec(c, sql);
 	PQfinish(c);
 	return ok;
-}
-
-/* ==== additions for the pool, timeout and outage tests ================== */
-
-/* pg_ctl ACTION with the cluster's data directory, log and port. */
-static bool h_pg_ctl(const char *action, const char *what)
-{
-	const char *out = h_fmt("%s/pg_ctl.out", H.dir);
-	const char *argv[] = {h_fmt("%s/pg_ctl", h_pg_bindir()),
-	                      "-D",
-	                      H.pgdata,
-	                      "-l",
-	                      H.pglog,
-	                      "-o",
-	                      h_fmt("-p %d", H.pgport),
-	                      "-m",
-	                      "fast",
-	                      "-w",
-	                      "-t",
-	                      "60",
-	                      action,
-	                      NULL};
-	long start = h_file_size(out);
-	int rc;
-
-	/* The superuser connection dies with the server: drop it, reconnect on demand. */
-	if (H.admin) {
-		PQfinish(H.admin);
-		H.admin = NULL;
-	}
-	rc = h_run_pg(argv, out, 90000);
-	if (rc != 0) {
-		h_diag_file_from(h_fmt("pg_ctl %s output", action), out, start, 20);
-		tap_diag("%s: pg_ctl %s failed (status %d)", what, action, rc);
-		return false;
-	}
-	H.pg_started = true;
-	return true;
-}
-
-bool h_pg_stop(void)
-{
-	return h_pg_ctl("stop", "h_pg_stop");
-}
-
-bool h_pg_start_again(void)
-{
-	return h_pg_ctl("start", "h_pg_start_again");
-}
-
-bool h_pg_restart(void)
-{
-	return h_pg_ctl("restart", "h_pg_restart");
-}
-
-/* The superuser connection, or NULL (no bail-out) when PostgreSQL does not answer. */
-static PGconn *h_admin_quiet(void)
-{
-	if (H.admin && PQstatus(H.admin) == CONNECTION_OK)
-		return H.admin;
-	if (H.admin)
-		PQfinish(H.admin);
-	H.admin = PQconnectdb(h_fmt("host=%s port=%d user=postgres dbname=postgres "
-	                            "connect_timeout=10",
-	                            H.dir, H.pgport));
-	if (PQstatus(H.admin) != CONNECTION_OK) {
-		PQfinish(H.admin);
-		H.admin = NULL;
-	}
-	return H.admin;
-}
-
-/* First value of SQL on the superuser connection (reconnecting once), or NULL. */
-static const char *h_admin_value_quiet(const char *sql)
-{
-	for (int attempt = 0; attempt < 2; attempt++) {
-		PGconn *c = h_admin_quiet();
-		PGresult *r;
-		const char *v = NULL;
-
-		if (c == NULL)
-			return NULL;
-		r = PQexec(c, sql);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0) {
-			v = h_fmt("%s", PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
-			PQclear(r);
-			return v;
-		}
-		if (attempt == 1 || PQstatus(c) == CONNECTION_OK)
-			tap_diag("query \"%.60s\" failed: %s", sql,
-			         r ? PQresultErrorMessage(r) : PQerrorMessage(c));
-		PQclear(r);
-		if (PQstatus(c) == CONNECTION_OK)
-			return NULL;
-		/* A connection broken by a server restart: reconnect and retry once. */
-	}
-	return NULL;
-}
-
-/* The WHERE clause selecting the client backends of DB and USER. */
-static const char *h_backends_where(const char *db, const char *user)
-{
-	return h_fmt("backend_type = 'client backend' AND pid <> pg_backend_pid()%s%s",
-	             db ? h_fmt(" AND datname = '%s'", db) : "",
-	             user ? h_fmt(" AND usename = '%s'", user) : " AND usename <> 'postgres'");
-}
-
-int h_pg_backends(const char *db, const char *user)
-{
-	const char *v = h_admin_value_quiet(
-	    h_fmt("SELECT count(*) FROM pg_stat_activity WHERE %s", h_backends_where(db, user)));
-
-	return v ? atoi(v) : -1;
-}
-
-int h_pg_wait_backends(const char *db, const char *user, int want, int timeout_ms)
-{
-	int64_t deadline = h_now_ms() + timeout_ms;
-	int n;
-
-	while ((n = h_pg_backends(db, user)) != want && h_now_ms() < deadline)
-		h_sleep_ms(100);
-	return n;
-}
-
-const char *h_pg_backend_pids(const char *db, const char *user)
-{
-	return h_admin_value_quiet(
-	    h_fmt("SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '') "
-	          "FROM pg_stat_activity WHERE %s",
-	          h_backends_where(db, user)));
-}
-
-int h_pg_terminate(const char *db, const char *user)
-{
-	const char *v = h_admin_value_quiet(
-	    h_fmt("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE %s",
-	          h_backends_where(db, user)));
-
-	return v ? atoi(v) : -1;
-}
-
-int h_blackhole_listen(int *port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd == -1)
-		h_bail("socket: %s", strerror(errno));
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, 64) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1)
-		h_bail("black-hole listener: %s", strerror(errno));
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
-bool h_lease_try_start(void)
-{
-	const char *bin = h_lease_bin();
-
-	if (access(bin, X_OK) != 0) {
-		tap_diag("pglease binary %s not found or not executable", bin);
-		return false;
-	}
-	if (H.lease_pid > 0) {
-		tap_diag("h_lease_try_start: pglease is already running");
-		return false;
-	}
-	for (int attempt = 1; attempt <= 3; attempt++) {
-		const char *argv[] = {bin, H.lease_ini, NULL};
-		int64_t deadline = h_now_ms() + 10000;
-		FILE *f = fopen(H.lease_err, "ae");
-
-		if (f) {
-			fprintf(f, "---- starting %s %s\n", bin, H.lease_ini);
-			fclose(f);
-		}
-		H.lease_err_start = h_file_size(H.lease_err);
-		H.lease_pid = h_spawn(argv, NULL, H.lease_err);
-		if (H.lease_pid == -1) {
-			tap_diag("cannot fork pglease: %s", strerror(errno));
-			return false;
-		}
-		while (h_lease_alive()) {
-			if (h_port_open(H.lease_port)) {
-				H.lease_log_seen = h_file_size(H.lease_log);
-				return true;
-			}
-			if (h_now_ms() > deadline) {
-				tap_diag(
-				    "pglease does not accept connections on port %d after 10 s",
-				    H.lease_port);
-				h_lease_stop();
-				return false;
-			}
-			h_sleep_ms(50);
-		}
-		if (attempt < 3 && h_lease_stderr_has("in use")) {
-			tap_diag("port %d was taken meanwhile; retrying pglease on another",
-			         H.lease_port);
-			h_lease_config(H.cfg_auth, H.cfg_dbs, H.cfg_extra, H.cfg_users);
-			continue;
-		}
-		tap_diag("pglease exited during start-up (status %d)", H.lease_status);
-		h_diag_file_from("pglease stderr", H.lease_err, H.lease_err_start, 40);
-		h_diag_file("config", H.lease_ini, 80);
-		return false;
-	}
-	return false;
-}
-
-bool h_lease_try_restart(const char *auth_type, const char *databases, const char *extra,
-                         const char *userlist)
-{
-	h_lease_stop();
-	h_lease_config(auth_type, databases, extra, userlist);
-	return h_lease_try_start();
-}
-
-static const char *h_phase = "";
-
-bool h_lease_phase_stop(void)
-{
-	if (H.lease_pid <= 0)
-		return true;
-	return h_lease_stop_ok(h_fmt("end of phase \"%s\"", h_phase));
-}
-
-bool h_lease_phase(const char *what, const char *auth_type, const char *databases,
-                   const char *extra, const char *userlist)
-{
-	h_lease_phase_stop();
-	h_phase = h_fmt("%s", what);
-	return h_ok(h_lease_try_restart(auth_type, databases, extra, userlist),
-	            "pglease starts with %s", what);
-}
-
-void h_lease_phase_end(void)
-{
-	if (H.lease_pid <= 0)
-		return;
-	h_ok(h_lease_alive(), "pglease is alive at the end of phase \"%s\"", h_phase);
-	h_lease_phase_stop();
-}
-
-bool h_wait_conn_closed(PGconn *conn, int timeout_ms)
-{
-	int64_t deadline = h_now_ms() + timeout_ms;
-
-	while (PQstatus(conn) != CONNECTION_BAD) {
-		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
-		int64_t left = deadline - h_now_ms();
-
-		if (p.fd < 0)
-			break;
-		if (left <= 0)
-			return false;
-		if (poll(&p, 1, (int)left) <= 0)
-			continue;
-		if (!PQconsumeInput(conn))
-			break;
-		/* Parse what came (an unsolicited error is passed on as a notice). */
-		while (!PQisBusy(conn)) {
-			PGresult *r = PQgetResult(conn);
-
-			if (r == NULL)
-				break;
-			PQclear(r);
-		}
-	}
-	return true;
 }

@@ -257,6 +257,10 @@ struct h_msg {
 	char data[8192]; /* body, NUL terminated */
 };
 
+/* Big-endian 32-bit store and load (raw protocol helpers). */
+void h_put32(char *p, uint32_t v);
+uint32_t h_get32(const char *p);
+
 /* A blocking TCP connection to 127.0.0.1:PORT, or -1. */
 int h_raw_connect(int port);
 
