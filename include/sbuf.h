@@ -114,6 +114,8 @@ bool sbuf_write(struct sbuf *sb, const void *data, size_t len);
 /* Forward the complete message the callback is looking at to dst now (the
  * callback then returns SBUF_CONSUMED); lets it act after forwarding. */
 void sbuf_forward_current(struct sbuf *sb, size_t len);
+/* Read once before waiting for epoll (a new client has usually sent already). */
+void sbuf_read_soon(struct sbuf *sb);
 /* Stop reading (keeps what is buffered). */
 void sbuf_pause(struct sbuf *sb);
 /* Read again and process what is buffered, from the event loop (never re-entrant). */

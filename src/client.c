@@ -276,7 +276,10 @@ void client_welcome(struct client *c)
 		if (rt.cfg->log_connections)
 			log_info("C-%llu %s/%s: login done", (unsigned long long)c->id, c->dbname,
 			         c->user);
-		sbuf_resume(&c->sb);
+		/* Welcomed from inside the login message's callback, the client is
+		 * still reading; only a client that waited for the pool is paused. */
+		if (c->sb.stopped)
+			sbuf_resume(&c->sb);
 	}
 }
 
@@ -833,6 +836,9 @@ void client_accept(int fd, const struct sockaddr_storage *addr, socklen_t len, b
 	c->sb.startup = true;
 	c->sb.max_len = PROTO_MAX_STARTUP_LEN;
 	c->over_limit = rt.n_clients > (unsigned)rt.cfg->max_client_conn;
+	/* Clients send their first packet right after connect(): it is usually
+	 * in the socket by the time we accept. */
+	sbuf_read_soon(&c->sb);
 	if (log_threshold >= LOG_LVL_DEBUG) {
 		char text[64];
 

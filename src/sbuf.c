@@ -238,6 +238,15 @@ static void halt(struct sbuf *sb)
 	event_del(&sb->ev_read);
 }
 
+/* Runs on_read in this loop iteration, after the current callbacks, with no
+ * epoll_wait in between: one wakeup less per login when data is there, one
+ * recv that says EAGAIN when not. */
+void sbuf_read_soon(struct sbuf *sb)
+{
+	if (!sb->closed)
+		event_active(&sb->ev_read, EV_READ, 0);
+}
+
 void sbuf_resume(struct sbuf *sb)
 {
 	if (sb->closed)
