@@ -568,6 +568,17 @@ static bool apply_defaults(struct loader *ld)
 	return true;
 }
 
+/* A TLS mode that makes TLS mandatory.  pglease has no TLS yet, and ignoring
+ * such a setting would let through in clear text what it was set to protect,
+ * so it is refused (as auth_type cert/hba/ldap/pam are). */
+static bool tls_demanded(const char *key, const char *value)
+{
+	return (strcasecmp(key, "client_tls_sslmode") == 0 ||
+	        strcasecmp(key, "server_tls_sslmode") == 0) &&
+	       (strcasecmp(value, "require") == 0 || strcasecmp(value, "verify-ca") == 0 ||
+	        strcasecmp(value, "verify-full") == 0);
+}
+
 /* A "key = value" line in [pgbouncer]. */
 static bool set_setting(struct loader *ld, const char *key, const char *value)
 {
@@ -577,6 +588,11 @@ static bool set_setting(struct loader *ld, const char *key, const char *value)
 
 	if (k == NULL)
 		return ld_error(ld, "unknown key \"%s\"", key);
+	if (tls_demanded(key, value))
+		return ld_error(ld,
+		                "%s = %s: TLS is not supported by pglease yet (disable, allow and "
+		                "prefer are accepted, with a warning)",
+		                k->name, value);
 	if (!k->impl)
 		warn_ignored(ld, k->name);
 	if (k->offset == NO_FIELD)

@@ -569,6 +569,12 @@ static void test_errors(void)
 	expect_error("[pgbouncer]\nauth_type = hba\n", 2,
 	             "invalid value \"hba\" for key auth_type: expected any, trust, plain, md5 or "
 	             "scram-sha-256 (cert, hba, ldap and pam are not supported by pglease yet)");
+	expect_error("[pgbouncer]\nclient_tls_sslmode = require\n", 2,
+	             "client_tls_sslmode = require: TLS is not supported by pglease yet (disable, "
+	             "allow and prefer are accepted, with a warning)");
+	expect_error("[pgbouncer]\nlisten_port = 1\nserver_tls_sslmode = Verify-Full\n", 3,
+	             "server_tls_sslmode = Verify-Full: TLS is not supported by pglease yet "
+	             "(disable, allow and prefer are accepted, with a warning)");
 	expect_error("[pgbouncer]\nauth_type = mdfive\n", 2,
 	             "invalid value \"mdfive\" for key auth_type: expected any, trust, plain, md5 "
 	             "or scram-sha-256");
@@ -657,7 +663,7 @@ static void test_warnings(void)
 	struct config *cfg;
 
 	write_file("warn.ini", "[pgbouncer]\n"
-	                       "client_tls_sslmode = require\n"
+	                       "client_tls_sslmode = prefer\n"
 	                       "tcp_keepalive = 1\n"
 	                       "application_name_add_host = 1\n"
 	                       "listen_port = 6000\n"
