@@ -36,6 +36,8 @@ struct dns_req *dns_resolve(const char *host, dns_cb cb, void *arg);
 typedef void (*dns_walk_cb)(void *arg, const char *host, double ttl,
                             const struct sockaddr_storage *addrs, size_t n);
 void dns_cache_walk(dns_walk_cb cb, void *arg);
+/* Names in the cache, and how many of them have a query in flight (SHOW LISTS). */
+void dns_cache_counts(size_t *names, size_t *querying);
 /* Cancel a pending request; its callback will not run. */
 void dns_cancel(struct dns_req *req);
 /* Number of queries sent to c-ares since dns_init() (not counting literals

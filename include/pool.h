@@ -114,6 +114,9 @@ void pool_client_gone(struct client *client);
 void pool_launch(struct pool *pool);
 /* Free POOL when nothing uses it (autodb_idle_timeout); true when freed. */
 bool pool_try_free(struct pool *pool);
+/* Has idle SERVER sat long enough to need server_check_query before use
+ * (SHOW POOLS sv_used)? */
+bool pool_server_needs_check(const struct server *server, uint64_t now);
 /* Lease a server to CLIENT: true when linked at once, false when the client
  * now waits (a server is launched if the pool has room). */
 bool pool_lease(struct pool *pool, struct client *client);

@@ -91,6 +91,8 @@ struct pool_gauges {
 	unsigned cl_active;  /* logged in, idle or with a server */
 	unsigned cl_waiting; /* waiting for a server or for the pool's first login */
 	unsigned sv_active, sv_idle, sv_used, sv_tested, sv_login;
+	/* cancels in flight: clients that asked, connections carrying them, servers hit */
+	unsigned cl_active_cancel_req, sv_active_cancel, sv_being_canceled;
 	unsigned sv_overflow;  /* servers beyond pool_size */
 	uint64_t maxwait_usec; /* how long the oldest waiting client has waited */
 };

@@ -19,6 +19,7 @@
 #include "client.h"
 #include "config.h"
 #include "pool.h"
+#include "prepared.h"
 #include "runtime.h"
 #include "server.h"
 #include "stats.h"
@@ -231,11 +232,12 @@ static void show_pools(struct pkt_writer *w)
 		admin_put_text(w, pool->user);
 		admin_put_int(w, g.cl_active);
 		admin_put_int(w, g.cl_waiting);
-		admin_put_int(w, 0);
-		admin_put_int(w, 0);
+		admin_put_int(w, g.cl_active_cancel_req);
+		admin_put_int(w,
+		              0); /* cancels never wait for a slot: each gets its own connection */
 		admin_put_int(w, g.sv_active);
-		admin_put_int(w, 0);
-		admin_put_int(w, 0);
+		admin_put_int(w, g.sv_active_cancel);
+		admin_put_int(w, g.sv_being_canceled);
 		admin_put_int(w, g.sv_idle);
 		admin_put_int(w, g.sv_used);
 		admin_put_int(w, g.sv_tested);
@@ -297,6 +299,7 @@ struct sock_row {
 	bool close_needed;
 	const void *ptr, *link;
 	int remote_pid;
+	size_t prepared; /* named prepared statements of the client, on the server */
 	uint64_t id;
 };
 
@@ -335,7 +338,7 @@ static void socket_row(struct pkt_writer *w, const struct sock_row *r, bool debu
 	admin_put_int(w, r->remote_pid);
 	admin_put_text(w, "");
 	admin_put_text(w, r->app ? r->app : "");
-	admin_put_int(w, 0);
+	admin_put_int(w, (long long)r->prepared);
 	admin_put_u64(w, r->id);
 	if (debug) {
 		size_t in = sbuf_pending_in(r->sb), out = sbuf_pending_out(r->sb);
@@ -377,6 +380,7 @@ static void client_row(struct pkt_writer *w, const struct client *c, const char 
 	r.ptr = c;
 	r.link = c->server;
 	r.remote_pid = c->is_unix && !c->sb.closed ? peer_pid(c->sb.fd) : 0;
+	r.prepared = c->pmap != NULL ? c->pmap->count : 0;
 	r.id = c->id;
 	socket_row(w, &r, debug);
 }
@@ -402,6 +406,7 @@ static void server_row(struct pkt_writer *w, const struct server *s, const char 
 	r.remote_pid = (int)(((uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 |
 	                      (uint32_t)k[3]) &
 	                     0x7fffffff);
+	r.prepared = s->pcache.count;
 	r.id = s->id;
 	socket_row(w, &r, debug);
 }
@@ -433,14 +438,20 @@ static void show_clients(struct pkt_writer *w)
 /* Server rows of POOL: SOCKETS names states "sv_*", SERVERS without prefix. */
 static void pool_server_rows(struct pkt_writer *w, const struct pool *pool, bool debug)
 {
+	uint64_t now = rt_now_usec();
 	const struct list *it;
 
 	for (it = pool->active_servers.next; it != &pool->active_servers; it = it->next)
 		server_row(w, list_entry(it, const struct server, node),
 		           debug ? "sv_active" : "active", debug);
-	for (it = pool->idle_servers.next; it != &pool->idle_servers; it = it->next)
-		server_row(w, list_entry(it, const struct server, node), debug ? "sv_idle" : "idle",
-		           debug);
+	for (it = pool->idle_servers.next; it != &pool->idle_servers; it = it->next) {
+		const struct server *s = list_entry(it, const struct server, node);
+
+		if (pool_server_needs_check(s, now))
+			server_row(w, s, debug ? "sv_used" : "used", debug);
+		else
+			server_row(w, s, debug ? "sv_idle" : "idle", debug);
+	}
 	for (it = pool->other_servers.next; it != &pool->other_servers; it = it->next) {
 		const struct server *s = list_entry(it, const struct server, node);
 		bool login = s->state == SV_CONNECTING || s->state == SV_LOGIN;
@@ -885,7 +896,9 @@ static void show_lists(struct pkt_writer *w)
 {
 	const struct list *it;
 	unsigned pools = 0, servers = 0;
+	size_t dns_names, dns_querying;
 
+	dns_cache_counts(&dns_names, &dns_querying);
 	for (it = rt.pools.next; it != &rt.pools; it = it->next) {
 		pools++;
 		servers += list_entry(it, const struct pool, node)->n_servers;
@@ -901,9 +914,9 @@ static void show_lists(struct pkt_writer *w)
 	list_row(w, "login_clients", count_list(&rt.login_clients));
 	list_row(w, "free_servers", count_list(&rt.free_servers));
 	list_row(w, "used_servers", servers);
-	list_row(w, "dns_names", 0);
-	list_row(w, "dns_zones", 0);
-	list_row(w, "dns_queries", 0);
+	list_row(w, "dns_names", (long long)dns_names);
+	list_row(w, "dns_zones", 0); /* no zone checks (dns_zone_check_period) */
+	list_row(w, "dns_queries", (long long)dns_querying);
 	list_row(w, "dns_pending", 0);
 }
 

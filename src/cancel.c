@@ -124,6 +124,29 @@ fail:
 		client_close(requester, NULL);
 }
 
+void cancel_pool_counts(const struct pool *pool, struct cancel_counts *out)
+{
+	const struct list *it, *prev;
+
+	memset(out, 0, sizeof(*out));
+	for (it = pending.next; it != &pending; it = it->next) {
+		const struct cancel_req *req = list_entry(it, const struct cancel_req, node);
+		bool seen = false;
+
+		if (req->server == NULL || req->server->pool != pool)
+			continue;
+		out->conns++;
+		if (req->requester != NULL)
+			out->requesters++;
+		/* A server counts once however many cancels target it (few are pending). */
+		for (prev = pending.next; prev != it && !seen; prev = prev->next)
+			seen =
+			    list_entry(prev, const struct cancel_req, node)->server == req->server;
+		if (!seen)
+			out->servers++;
+	}
+}
+
 void cancel_forget_server(const struct server *server)
 {
 	struct list *it;

@@ -652,6 +652,20 @@ unsigned long dns_query_count(void)
 	return dns_state.queries;
 }
 
+void dns_cache_counts(size_t *names, size_t *querying)
+{
+	struct dns_link *it;
+
+	*names = *querying = 0;
+	if (!dns_state.running)
+		return;
+	for (it = dns_state.cache.next; it != &dns_state.cache; it = it->next) {
+		(*names)++;
+		if (DNS_ITEM(it, struct dns_entry, link)->querying)
+			(*querying)++;
+	}
+}
+
 void dns_cache_walk(dns_walk_cb cb, void *arg)
 {
 	struct dns_link *it;

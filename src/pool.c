@@ -299,8 +299,7 @@ void pool_launch(struct pool *pool)
 	}
 }
 
-/* Has SERVER sat idle long enough to need server_check_query first? */
-static bool needs_check(const struct server *server, uint64_t now)
+bool pool_server_needs_check(const struct server *server, uint64_t now)
 {
 	const struct config *cfg = rt.cfg;
 
@@ -330,7 +329,7 @@ bool pool_lease(struct pool *pool, struct client *client)
 		struct server *server = list_entry(n, struct server, node);
 
 		list_init(&server->node);
-		if (needs_check(server, now)) {
+		if (pool_server_needs_check(server, now)) {
 			/* Checked servers come back through pool_server_ready(). */
 			server_check(server);
 			continue;

@@ -4,6 +4,7 @@
 #include <event2/event.h>
 #include <inttypes.h>
 
+#include "cancel.h"
 #include "config.h"
 #include "list.h"
 #include "log.h"
@@ -63,14 +64,23 @@ static unsigned count_list(const struct list *head)
 void stats_pool_gauges(const struct pool *pool, uint64_t now, struct pool_gauges *g)
 {
 	const struct list *it, *first = pool->waiting_clients.next;
+	struct cancel_counts cc;
 
 	g->cl_active = count_list(&pool->clients);
 	g->cl_waiting = count_list(&pool->waiting_clients) + count_list(&pool->welcome_clients);
 	g->sv_active = count_list(&pool->active_servers);
-	g->sv_idle = count_list(&pool->idle_servers);
+	g->sv_idle = 0;
 	g->sv_used = 0;
 	g->sv_tested = 0;
 	g->sv_login = 0;
+	/* Idle servers past server_check_delay get server_check_query before
+	 * their next lease: PgBouncer calls them "used". */
+	for (it = pool->idle_servers.next; it != &pool->idle_servers; it = it->next) {
+		if (pool_server_needs_check(list_entry(it, const struct server, node), now))
+			g->sv_used++;
+		else
+			g->sv_idle++;
+	}
 	for (it = pool->other_servers.next; it != &pool->other_servers; it = it->next) {
 		const struct server *s = list_entry(it, const struct server, node);
 
@@ -82,6 +92,10 @@ void stats_pool_gauges(const struct pool *pool, uint64_t now, struct pool_gauges
 	g->sv_overflow = pool->n_servers > (unsigned)pool->pool_size
 	                     ? pool->n_servers - (unsigned)pool->pool_size
 	                     : 0;
+	cancel_pool_counts(pool, &cc);
+	g->cl_active_cancel_req = cc.requesters;
+	g->sv_active_cancel = cc.conns;
+	g->sv_being_canceled = cc.servers;
 	g->maxwait_usec = 0;
 	if (first != &pool->waiting_clients) {
 		const struct client *c = list_entry(first, const struct client, node);

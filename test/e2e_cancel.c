@@ -12,12 +12,19 @@
  *   14   a cancel never ends the next client's query when the server is
  *        handed over right after the cancel (pool_size=1, 10 rounds).
  *   15   a cancel for an idle session is harmless.
- *   16-17 pglease alive, clean exit on SIGTERM.
+ *   16-20 while a cancel is in flight (the postmaster stopped with SIGSTOP,
+ *        so it cannot take the cancel yet), SHOW POOLS counts it in
+ *        cl_active_cancel_req, sv_active_cancel and sv_being_canceled;
+ *        after SIGCONT the query ends with 57014 and the counts return to 0.
+ *   21-22 pglease alive, clean exit on SIGTERM.
  */
 #include "harness.h"
 #include "tap.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static PGconn *session(void)
@@ -173,13 +180,91 @@ static void cancel_idle_session(void)
 	PQfinish(c);
 }
 
+static void *cancel_thread(void *arg)
+{
+	/* PQcancel blocks until pglease closes the cancel connection. */
+	return libpq_cancel(arg) ? arg : NULL;
+}
+
+/* The parent process (postmaster) of backend PID, or 0. */
+static pid_t parent_of(const char *pid)
+{
+	FILE *f = fopen(h_fmt("/proc/%s/stat", pid ? pid : "0"), "re");
+	int ppid = 0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%*d (%*[^)]) %*c %d", &ppid) != 1)
+			ppid = 0;
+		fclose(f);
+	}
+	return (pid_t)ppid;
+}
+
+/* "cl_active_cancel_req/sv_active_cancel/sv_being_canceled" of pool testdb. */
+static const char *cancel_counts(PGconn *adm)
+{
+	const char *cols[] = {"cl_active_cancel_req", "sv_active_cancel", "sv_being_canceled"};
+	const char *out = "";
+
+	for (int i = 0; i < 3; i++) {
+		const char *v = h_cell(adm, "SHOW POOLS", "database", "testdb", cols[i]);
+
+		out = h_fmt("%s%s%s", out, i ? "/" : "", v ? v : "?");
+	}
+	return out;
+}
+
+static void cancel_in_show_pools(void)
+{
+	static const char sql[] = "SELECT pg_sleep(30) AS counted";
+	PGconn *adm = h_connect(h_lease_conninfo("alice", NULL, "pgbouncer"));
+	PGconn *c = session();
+	const char *during = "", *after = "";
+	pthread_t th;
+	void *sent = NULL;
+	pid_t pm = 0;
+
+	h_is_str(cancel_counts(adm), "0/0/0", "SHOW POOLS: no cancel in flight at first");
+	if (PQsendQuery(c, sql) == 1 && running_on_server(sql))
+		pm = parent_of(h_pg_value("SELECT pid FROM pg_stat_activity WHERE query = "
+		                          "'SELECT pg_sleep(30) AS counted'"));
+	if (pm <= 1 || kill(pm, SIGSTOP) != 0) {
+		tap_diag("cannot stop the postmaster (pid %d)", (int)pm);
+		pm = 0;
+	}
+	if (pm != 0 && pthread_create(&th, NULL, cancel_thread, c) == 0) {
+		/* Until SIGCONT nothing here may bail out: the cluster is stopped. */
+		for (int i = 0; i < 50 && strcmp(during, "1/1/1") != 0; i++) {
+			h_sleep_ms(100);
+			during = cancel_counts(adm);
+		}
+		kill(pm, SIGCONT);
+		pthread_join(th, &sent);
+	} else if (pm != 0) {
+		kill(pm, SIGCONT);
+	}
+	h_is_str(during, "1/1/1",
+	         "SHOW POOLS: a cancel in flight counts in cl_active_cancel_req, "
+	         "sv_active_cancel and sv_being_canceled");
+	h_ok(sent != NULL, "the cancel completes once the postmaster runs again");
+	h_is_str(result_state(c, 10000), "57014", "and the query ends with 57014");
+	for (int i = 0; i < 50 && strcmp(after, "0/0/0") != 0; i++) {
+		after = cancel_counts(adm);
+		if (strcmp(after, "0/0/0") != 0)
+			h_sleep_ms(100);
+	}
+	h_is_str(after, "0/0/0", "SHOW POOLS: the cancel counts return to 0");
+	PQfinish(c);
+	PQfinish(adm);
+}
+
 int main(void)
 {
 	h_init(300);
 	h_pg_start();
 	h_lease_config("trust",
 	               h_fmt("%s%s", h_db_testdb(), h_db_line("one", "testdb", "pool_size=1")),
-	               NULL, h_userlist_line("alice", "alicepw"));
+	               "admin_users = alice\n", h_userlist_line("alice", "alicepw"));
 	h_lease_start();
 
 	cancel_running_query();
@@ -187,6 +272,7 @@ int main(void)
 	cancel_over_unix_socket();
 	cancel_then_handover();
 	cancel_idle_session();
+	cancel_in_show_pools();
 
 	h_ok(h_lease_alive(), "pglease is alive at the end");
 	h_lease_stop_ok("end");

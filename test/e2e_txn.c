@@ -30,6 +30,8 @@
  *              server_check_delay, not on one reused at once, on the leased
  *              backend, invisibly to the client; when it fails the server is
  *              closed and the client gets another one without seeing an error.
+ *              Meanwhile SHOW POOLS counts it as sv_used and SHOW SERVERS as
+ *              "used", and as sv_idle again once checked.
  *   end        pglease alive, exits 0 on SIGTERM without sanitizer reports.
  */
 #include "harness.h"
@@ -519,7 +521,7 @@ static void server_resets(void)
 static void server_checks(void)
 {
 	PGconn *d = h_connect(h_pg_conninfo("alice", "alicepw", "testdb"));
-	PGconn *a;
+	PGconn *a, *adm;
 	const char *n0, *n1, *n2, *p1, *p2;
 
 	h_exec(d, "CREATE TABLE check_log (pid int DEFAULT pg_backend_pid());"
@@ -528,7 +530,9 @@ static void server_checks(void)
 	          "INSERT INTO check_log DEFAULT VALUES; "
 	          "IF EXISTS (SELECT 1 FROM check_fail WHERE fail) THEN "
 	          "RAISE EXCEPTION 'pgl_check: told to fail'; END IF; RETURN 1; END $$");
-	start_lease("server_check_query = select pgl_check()\nserver_check_delay = 2");
+	start_lease("server_check_query = select pgl_check()\nserver_check_delay = 2\n"
+	            "admin_users = alice");
+	adm = h_connect(h_lease_conninfo("alice", NULL, "pgbouncer"));
 	a = conn("one");
 	p1 = h_value(a, "SELECT pg_backend_pid()");
 	n0 = h_value(d, "SELECT count(*) FROM check_log");
@@ -536,9 +540,20 @@ static void server_checks(void)
 	n1 = h_value(d, "SELECT count(*) FROM check_log");
 	h_ok(n0 && str_eq(n0, n1),
 	     "check: a server reused within server_check_delay is not checked (%s -> %s)", n0, n1);
+	h_ok(str_eq(h_cell(adm, "SHOW POOLS", "database", "one", "sv_idle"), "1") &&
+	         str_eq(h_cell(adm, "SHOW POOLS", "database", "one", "sv_used"), "0"),
+	     "check: SHOW POOLS counts the server just released as sv_idle");
 	h_sleep_ms(3500);
+	h_ok(str_eq(h_cell(adm, "SHOW POOLS", "database", "one", "sv_idle"), "0") &&
+	         str_eq(h_cell(adm, "SHOW POOLS", "database", "one", "sv_used"), "1"),
+	     "check: idle past server_check_delay, it counts as sv_used");
+	h_is_str(h_cell(adm, "SHOW SERVERS", "database", "one", "state"), "used",
+	         "check: SHOW SERVERS shows its state as used");
 	h_is_str(h_value(a, "SELECT 'after idle'"), "after idle",
 	         "check: the client's query after the idle time gets its own answer");
+	h_ok(str_eq(h_cell(adm, "SHOW POOLS", "database", "one", "sv_idle"), "1") &&
+	         str_eq(h_cell(adm, "SHOW POOLS", "database", "one", "sv_used"), "0"),
+	     "check: checked and used again, it is sv_idle once more");
 	n2 = h_value(d, "SELECT count(*) FROM check_log");
 	h_ok(n1 && n2 && atoi(n2) == atoi(n1) + 1,
 	     "check: server_check_query ran once on the server idle longer than "
@@ -567,6 +582,7 @@ static void server_checks(void)
 		h_is_str(gone, "0", "check: the backend that failed its check is gone");
 	}
 	h_exec(d, "DELETE FROM check_fail");
+	PQfinish(adm);
 	PQfinish(a);
 	PQfinish(d);
 }

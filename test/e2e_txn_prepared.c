@@ -20,7 +20,9 @@
  *             text, interleaving on pool_size=3: every result right, never more
  *             than 3 backends, statements used on more than one backend.
  *   lru       max_prepared_statements = 3 with a client using 8 statements in
- *             rotation across servers: all keep working.
+ *             rotation across servers: all keep working; SHOW CLIENTS and
+ *             SHOW SERVERS count them in prepared_statements (8 for the
+ *             client, 3 on each server).
  *   pgbench   pgbench -M prepared and -M extended, 10 clients on pool_size=3.
  *   off       max_prepared_statements = 0: the statement stays on the server it
  *             was prepared on (26000 elsewhere), works on that server.
@@ -597,12 +599,45 @@ static void many_clients(void)
 
 /* ---- more statements than max_prepared_statements --------------------- */
 
+/* "max/sum" of SHOW WHAT's prepared_statements over the rows of database "two". */
+static const char *prepared_column(PGconn *adm, const char *what)
+{
+	PGresult *r = PQexec(adm, h_fmt("SHOW %s", what));
+	int db = PQfnumber(r, "database"), col = PQfnumber(r, "prepared_statements");
+	int max = -1, sum = 0;
+
+	for (int i = 0; db >= 0 && col >= 0 && i < PQntuples(r); i++) {
+		int n = atoi(PQgetvalue(r, i, col));
+
+		if (strcmp(PQgetvalue(r, i, db), "two") != 0)
+			continue;
+		sum += n;
+		max = n > max ? n : max;
+	}
+	PQclear(r);
+	return h_fmt("%d/%d", max, sum);
+}
+
+/* After lru(): client a named 8 statements, each server keeps at most 3. */
+static void show_prepared_counts(void)
+{
+	PGconn *adm = h_connect(h_lease_conninfo("alice", NULL, "pgbouncer"));
+
+	h_is_str(prepared_column(adm, "CLIENTS"), "8/8",
+	         "SHOW CLIENTS: prepared_statements is 8 for the client that prepared 8, 0 for "
+	         "the other");
+	h_is_str(prepared_column(adm, "SERVERS"), "3/6",
+	         "SHOW SERVERS: prepared_statements is 3 on each server "
+	         "(max_prepared_statements = 3)");
+	PQfinish(adm);
+}
+
 static void lru(void)
 {
 	PGconn *a, *c;
 	bool ok = true;
 
-	start_lease("max_prepared_statements = 3");
+	start_lease("max_prepared_statements = 3\nadmin_users = alice");
 	a = conn("two");
 	c = conn("two");
 	for (int s = 0; s < 8; s++) {
@@ -624,6 +659,7 @@ static void lru(void)
 		}
 	}
 	h_ok(ok, "lru: all 8 keep working in rotation across both servers");
+	show_prepared_counts();
 	PQfinish(a);
 	PQfinish(c);
 }

@@ -1017,6 +1017,29 @@ const char *h_value(PGconn *conn, const char *sql)
 	return v;
 }
 
+const char *h_cell(PGconn *conn, const char *sql, const char *keycol, const char *key,
+                   const char *col)
+{
+	PGresult *r = PQexec(conn, sql);
+	const char *v = NULL;
+	int k, c;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		tap_diag("query \"%s\" failed: %s", sql,
+		         r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+		PQclear(r);
+		return NULL;
+	}
+	k = PQfnumber(r, keycol);
+	c = PQfnumber(r, col);
+	for (int i = 0; k >= 0 && c >= 0 && i < PQntuples(r) && v == NULL; i++) {
+		if (strcmp(PQgetvalue(r, i, k), key) == 0)
+			v = h_fmt("%s", PQgetvalue(r, i, c));
+	}
+	PQclear(r);
+	return v;
+}
+
 bool h_exec(PGconn *conn, const char *sql)
 {
 	const char *state = h_exec_sqlstate(conn, sql);

@@ -221,6 +221,12 @@ const char *h_conn_sqlstate(const PGconn *conn);
  * error. */
 const char *h_value(PGconn *conn, const char *sql);
 
+/* Column COL of the first row of SQL on CONN whose column KEYCOL is KEY (a SHOW
+ * command on the console, say), owned by the harness; NULL when no such row or
+ * column, or on error (diag). */
+const char *h_cell(PGconn *conn, const char *sql, const char *keycol, const char *key,
+                   const char *col);
+
 /* Run SQL on CONN; true when it succeeded (PGRES_COMMAND_OK or TUPLES_OK); diag on error. */
 bool h_exec(PGconn *conn, const char *sql);
 
