@@ -120,6 +120,9 @@ void sbuf_read_soon(struct sbuf *sb);
 void sbuf_pause(struct sbuf *sb);
 /* Read again and process what is buffered, from the event loop (never re-entrant). */
 void sbuf_resume(struct sbuf *sb);
+/* True while a message is being forwarded to dst and not all of it has
+ * arrived: dst holds a partial message, and must not be given anyone else. */
+bool sbuf_mid_forward(const struct sbuf *sb);
 /* Bytes queued for sending. */
 size_t sbuf_pending_out(const struct sbuf *sb);
 /* Bytes received and not yet processed. */

@@ -116,7 +116,8 @@ bool server_synth_duplicate(struct server *s, const char *name) __attribute__((w
 /* The client's name for the statement of the request just queued (its
  * errors will say NAME, not the server-side name).  False on OOM. */
 bool server_name_last_req(struct server *s, const char *name) __attribute__((warn_unused_result));
-/* True when no reply is pending and the session is not inside a transaction. */
+/* True when no reply is pending, the session is not inside a transaction and
+ * no message of its client is half forwarded. */
 bool server_is_clean(const struct server *server);
 /* Give up a login (timeout): tell waiting clients, close. */
 void server_fail_login(struct server *server, const char *sqlstate, const char *msg);

@@ -356,6 +356,9 @@ void pool_release(struct server *server, bool client_gone)
 	struct pool *pool = server->pool;
 	const struct config *cfg = rt.cfg;
 	struct client *client = server->client;
+	/* The client left in the middle of a message: the server holds its first
+	 * part and would read the next bytes sent to it as the rest. */
+	bool partial = client_gone && client != NULL && sbuf_mid_forward(&client->sb);
 
 	server_unlink(server);
 	if (!client_gone && client != NULL && client->state == CL_ACTIVE)
@@ -367,6 +370,10 @@ void pool_release(struct server *server, bool client_gone)
 	bool reset = cfg->server_reset_query != NULL && cfg->server_reset_query[0] != '\0' &&
 	             (pool->mode == POOL_SESSION || cfg->server_reset_query_always);
 
+	if (partial) {
+		server_close(server, "client disconnected in the middle of a message");
+		return;
+	}
 	if (!server_is_clean(server)) {
 		/* Left inside a transaction with nothing in flight: roll it back and
 		 * keep the connection (psycopg2 and friends close like this). */

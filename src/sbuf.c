@@ -259,6 +259,11 @@ void sbuf_resume(struct sbuf *sb)
 	}
 }
 
+bool sbuf_mid_forward(const struct sbuf *sb)
+{
+	return sb->pkt_left > 0 && sb->pkt_action == SBUF_FORWARD;
+}
+
 size_t sbuf_pending_out(const struct sbuf *sb)
 {
 	return sb->outq != NULL ? sb->outq->len - sb->outq->pos : 0;

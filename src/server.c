@@ -1002,7 +1002,8 @@ void server_check(struct server *server)
 bool server_is_clean(const struct server *server)
 {
 	return server->req_count == 0 && !server->unsynced && server->last_status == 'I' &&
-	       server->cancels == 0 && !server->sb.failed;
+	       server->cancels == 0 && !server->sb.failed &&
+	       (server->client == NULL || !sbuf_mid_forward(&server->client->sb));
 }
 
 void server_close(struct server *server, const char *reason)

@@ -15,6 +15,10 @@
  *   protocol 2.0 startup -> error
  *   after login: 'Q' with length 0x7fffffff -> 08P01 and disconnect
  *   after login: 'Q' with length 2 (< 4) -> 08P01 and disconnect
+ *   after login: a message cut short (CopyDone claiming 95 bytes, 3 sent),
+ *     then close, in session and in transaction mode on pool_size=1: the
+ *     server holding the half message is not given to the next client,
+ *     whose query is answered
  *   pglease's fd count back to the baseline; clean exit on SIGTERM
  */
 #include "harness.h"
@@ -245,6 +249,31 @@ static void bad_length_after_login(const char *name, const char *hdr, size_t len
 	still_serves(name);
 }
 
+/* Log in to DB, send the start of a message whose body never comes, leave;
+ * the next client of DB (pool_size=1) must get an answer. */
+static void half_message_then_leave(const char *db)
+{
+	static const char half[] = {'c', 0, 0, 0, 95, 'a', 'b', 'c'};
+	int fd = connect_or_bail();
+	char st[6];
+	bool sent = h_raw_login(fd, "alice", NULL, db, st) && h_raw_send(fd, half, sizeof(half));
+	PGconn *c;
+	PGresult *r = NULL;
+
+	h_sleep_ms(100); /* let pglease forward the half message before the close */
+	close(fd);
+	c = h_connect(h_lease_conninfo("alice", NULL, db));
+	if (PQstatus(c) == CONNECTION_OK && PQsendQuery(c, "SELECT 'whole'") == 1)
+		r = h_wait_result(c, 5000);
+	h_ok(sent && r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK &&
+	         strcmp(PQgetvalue(r, 0, 0), "whole") == 0,
+	     "%s: after a client left in the middle of a message, the next client's query is "
+	     "answered",
+	     db);
+	PQclear(r);
+	PQfinish(c);
+}
+
 int main(void)
 {
 	static const char huge_q[] = {'Q', 0x7f, (char)0xff, (char)0xff, (char)0xff};
@@ -253,11 +282,18 @@ int main(void)
 
 	h_init(300);
 	h_pg_start();
-	h_lease_config("trust", NULL, NULL, h_userlist_line("alice", "alicepw"));
+	h_lease_config("trust",
+	               h_fmt("%s%s%s", h_db_testdb(),
+	                     h_db_line("one_s", "testdb", "pool_size=1 pool_mode=session"),
+	                     h_db_line("one_t", "testdb", "pool_size=1 pool_mode=transaction")),
+	               NULL, h_userlist_line("alice", "alicepw"));
 	h_lease_start();
 
-	/* Warm the pool so the baseline includes its one server connection. */
-	h_ok(h_can_query(h_lease_conninfo("alice", NULL, "testdb")), "a normal client is served");
+	/* Warm the pools so the baseline includes their server connections. */
+	h_ok(h_can_query(h_lease_conninfo("alice", NULL, "testdb")) &&
+	         h_can_query(h_lease_conninfo("alice", NULL, "one_s")) &&
+	         h_can_query(h_lease_conninfo("alice", NULL, "one_t")),
+	     "a normal client is served");
 	baseline = settled_fds();
 	tap_diag("baseline: %d open fds in pglease", baseline);
 
@@ -272,6 +308,8 @@ int main(void)
 	protocol_v2();
 	bad_length_after_login("'Q' with length 0x7fffffff", huge_q, sizeof(huge_q));
 	bad_length_after_login("'Q' with length 2", short_q, sizeof(short_q));
+	half_message_then_leave("one_s");
+	half_message_then_leave("one_t");
 
 	n = h_lease_wait_fds(baseline, 5000);
 	if (!h_ok(n >= 0 && n <= baseline, "pglease's open fds return to the baseline (%d, now %d)",
