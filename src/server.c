@@ -1017,9 +1017,15 @@ void server_close(struct server *server, const char *reason)
 		log_info("S-%llu %s/%s: closing server connection: %s",
 		         (unsigned long long)server->id, pool->db_name, pool->user, reason);
 	if (client != NULL) {
+		bool partial = sbuf_mid_forward(&server->sb);
+
 		server_unlink(server);
-		client_fail(client, "08006", "server connection lost: %s",
-		            reason ? reason : "closed");
+		/* After half a message an ErrorResponse would read as its rest. */
+		if (partial)
+			client_close(client, "server connection lost in the middle of a message");
+		else
+			client_fail(client, "08006", "server connection lost: %s",
+			            reason ? reason : "closed");
 	}
 	if (server->dns != NULL) {
 		dns_cancel(server->dns);

@@ -1191,6 +1191,12 @@ void h_wb_free(struct h_wbuf *w)
 	w->n = w->cap = 0;
 }
 
+void h_wb_raw(struct h_wbuf *w, const void *data, size_t len)
+{
+	if (len > 0)
+		h_wb_put(w, data, len);
+}
+
 void h_wb_msg(struct h_wbuf *w, char type, const void *body, size_t len)
 {
 	size_t at = h_wb_begin(w, type);

@@ -336,6 +336,8 @@ struct h_wbuf {
 };
 
 void h_wb_free(struct h_wbuf *w);
+/* LEN bytes as they are (damaged messages). */
+void h_wb_raw(struct h_wbuf *w, const void *data, size_t len);
 /* One message TYPE with BODY of LEN bytes. */
 void h_wb_msg(struct h_wbuf *w, char type, const void *body, size_t len);
 void h_wb_query(struct h_wbuf *w, const char *sql);
