@@ -79,6 +79,7 @@ struct server {
 	uint64_t query_start; /* first outstanding request sent */
 	uint64_t ready_time;  /* last ReadyForQuery */
 	uint64_t cancel_time; /* a timeout sent a CancelRequest (0: none pending) */
+	uint64_t reset_start; /* SV_RESET or SV_CHECK began (its query was sent) */
 	unsigned cancels;     /* CancelRequests in flight for this server */
 	uint64_t xact_start;  /* first request after ReadyForQuery 'I' */
 };

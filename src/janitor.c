@@ -79,7 +79,10 @@ static void waiting_clients(struct pool *pool, uint64_t now)
 	}
 }
 
-static void login_servers(struct pool *pool, uint64_t now)
+/* Servers on their way to being usable: logging in, or running the reset or
+ * check query.  server_connect_timeout bounds both, so a wedged reset costs
+ * one connection, never a pool slot for good. */
+static void unready_servers(struct pool *pool, uint64_t now)
 {
 	uint64_t limit = usec(rt.cfg->server_connect_timeout);
 	struct list *it, *tmp;
@@ -93,6 +96,13 @@ static void login_servers(struct pool *pool, uint64_t now)
 		if (s->state == SV_LOGIN && now - s->connect_time >= limit)
 			server_fail_login(s, "08006",
 			                  "server login timed out (server_connect_timeout)");
+		else if ((s->state == SV_RESET || s->state == SV_CHECK) &&
+		         now - s->reset_start >= limit)
+			server_close(s, s->state == SV_RESET
+			                    ? "server_reset_query did not finish within "
+			                      "server_connect_timeout"
+			                    : "server_check_query did not finish within "
+			                      "server_connect_timeout");
 	}
 }
 
@@ -203,7 +213,7 @@ void janitor_tick(uint64_t now)
 		struct pool *pool = list_entry(it, struct pool, node);
 
 		waiting_clients(pool, now);
-		login_servers(pool, now);
+		unready_servers(pool, now);
 		idle_servers(pool, now);
 		active_servers(pool, now);
 		idle_clients(pool, now);

@@ -967,6 +967,7 @@ void server_unlink(struct server *server)
 void server_reset(struct server *server)
 {
 	server_set_state(server, SV_RESET);
+	server->reset_start = rt_now_usec();
 	/* DISCARD ALL (or whatever resets) may drop prepared statements. */
 	pcache_clear(&server->pcache);
 	if (!hidden_query(server, rt.cfg->server_reset_query))
@@ -976,6 +977,7 @@ void server_reset(struct server *server)
 void server_rollback(struct server *server, bool then_reset)
 {
 	server_set_state(server, SV_RESET);
+	server->reset_start = rt_now_usec();
 	if (!hidden_query(server, "ROLLBACK")) {
 		server_close(server, "could not send ROLLBACK");
 		return;
@@ -995,6 +997,7 @@ void server_cancel_done(struct server *server)
 void server_check(struct server *server)
 {
 	server_set_state(server, SV_CHECK);
+	server->reset_start = rt_now_usec();
 	if (!hidden_query(server, rt.cfg->server_check_query))
 		server_close(server, "could not send check query");
 }

@@ -20,6 +20,10 @@
  *   server_connect_timeout=2  a database entry pointing at a port where nobody
  *                        answers: the client gets an error within 8 s, and
  *                        other databases are served meanwhile.
+ *   server_connect_timeout=2 with server_reset_query = SELECT pg_sleep(30)
+ *                        on a session-mode pool of 1: the reset is running,
+ *                        is given up (its server closed, its backend gone)
+ *                        and the next client's query is answered within 10 s.
  *   autodb_idle_timeout=2  a pool made from the "*" entry is freed after its
  *                        client left (backend count 0) while a listed database
  *                        keeps its server; a new client of it works again.
@@ -296,6 +300,54 @@ static void connect_timeout(void)
 	close(hole);
 }
 
+/* Active backends running the reset query below (not counting this query). */
+static int sleeping_resets(void)
+{
+	const char *n = h_pg_value("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+	                           "AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()");
+
+	return n ? atoi(n) : -1;
+}
+
+static void reset_timeout(void)
+{
+	const char *dbs = h_fmt("%s%s", h_db_testdb(),
+	                        h_db_line("slow", "testdb", "pool_size=1 pool_mode=session"));
+	PGconn *c;
+	PGresult *r = NULL;
+	int n = -1;
+
+	/* The check interval lets the backend notice at once that pglease left. */
+	if (!restart(dbs,
+	             "server_connect_timeout = 2\nserver_reset_query = SET "
+	             "client_connection_check_interval = 200; SELECT pg_sleep(30)",
+	             "server_connect_timeout = 2, slow server_reset_query"))
+		return;
+	c = client("slow", "alice");
+	h_value(c, "SELECT 1");
+	PQfinish(c);
+	for (int i = 0; i < 50 && n != 1; i++) {
+		h_sleep_ms(100);
+		n = sleeping_resets();
+	}
+	h_is_int(n, 1, "slow reset: the reset query runs after the client left");
+	c = client("slow", "alice");
+	if (PQstatus(c) == CONNECTION_OK && PQsendQuery(c, "SELECT 'after reset'") == 1)
+		r = h_wait_result(c, 10000);
+	if (!h_ok(r != NULL && PQresultStatus(r) == PGRES_TUPLES_OK,
+	          "slow reset: the reset is given up after server_connect_timeout and the next "
+	          "client of the pool of 1 is answered within 10 s"))
+		tap_diag("%s", r ? PQresultErrorMessage(r) : "no answer");
+	PQclear(r);
+	PQfinish(c);
+	for (int i = 0; i < 50 && n != 0; i++) {
+		n = sleeping_resets();
+		if (n != 0)
+			h_sleep_ms(100);
+	}
+	h_is_int(n, 0, "slow reset: the backend of the abandoned reset is gone");
+}
+
 static void autodb(void)
 {
 	const char *dbs =
@@ -329,6 +381,7 @@ int main(void)
 	idle_timeout();
 	lifetime();
 	connect_timeout();
+	reset_timeout();
 	autodb();
 
 	h_lease_phase_end();
