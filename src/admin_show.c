@@ -233,8 +233,8 @@ static void show_pools(struct pkt_writer *w)
 		admin_put_int(w, g.cl_active);
 		admin_put_int(w, g.cl_waiting);
 		admin_put_int(w, g.cl_active_cancel_req);
-		admin_put_int(w,
-		              0); /* cancels never wait for a slot: each gets its own connection */
+		/* cl_waiting_cancel_req: a cancel never waits, it gets its own connection */
+		admin_put_int(w, 0);
 		admin_put_int(w, g.sv_active);
 		admin_put_int(w, g.sv_active_cancel);
 		admin_put_int(w, g.sv_being_canceled);
