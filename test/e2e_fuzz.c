@@ -35,18 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static uint64_t rng_state;
-
-static uint32_t rnd(uint32_t n)
-{
-	uint64_t x = rng_state;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return n ? (uint32_t)((x >> 11) % n) : 0;
-}
+#define rnd h_rand
 
 static const char *pick(const char *const *v, size_t n)
 {
@@ -289,7 +278,7 @@ static void fuzz_mode(const char *db, uint64_t seed, int rounds)
 {
 	int bad = 0;
 
-	rng_state = seed ? seed : 1;
+	h_rand_seed(seed);
 	for (int i = 1; i <= rounds; i++) {
 		fuzz_round(db);
 		if ((i % 10 == 0 || i == rounds) && !answered(db)) {

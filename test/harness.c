@@ -1191,6 +1191,21 @@ void h_wb_free(struct h_wbuf *w)
 	w->n = w->cap = 0;
 }
 
+static uint64_t h_rng = 1;
+
+void h_rand_seed(uint64_t seed)
+{
+	h_rng = seed ? seed : 1;
+}
+
+uint32_t h_rand(uint32_t n)
+{
+	h_rng ^= h_rng << 13; /* xorshift64 */
+	h_rng ^= h_rng >> 7;
+	h_rng ^= h_rng << 17;
+	return n ? (uint32_t)((h_rng >> 11) % n) : 0;
+}
+
 void h_wb_raw(struct h_wbuf *w, const void *data, size_t len)
 {
 	if (len > 0)

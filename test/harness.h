@@ -336,6 +336,10 @@ struct h_wbuf {
 };
 
 void h_wb_free(struct h_wbuf *w);
+/* A small deterministic PRNG for fuzz tests: seed it, then draw 0..N-1. */
+void h_rand_seed(uint64_t seed);
+uint32_t h_rand(uint32_t n);
+
 /* LEN bytes as they are (damaged messages). */
 void h_wb_raw(struct h_wbuf *w, const void *data, size_t len);
 /* One message TYPE with BODY of LEN bytes. */
