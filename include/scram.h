@@ -47,6 +47,10 @@ bool scram_server_first(struct scram_server *s, const char *in, size_t len, char
 bool scram_server_final(struct scram_server *s, const char *in, size_t len, char *out,
                         size_t outsize, size_t *outlen, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* After a failed scram_server_final(): true when the message was well formed
+ * and only the proof was wrong (a wrong password, 28P01), false when the
+ * message itself was bad (a protocol violation, 08P01). */
+bool scram_server_bad_proof(const struct scram_server *s);
 /* After a successful scram_server_final(): the ClientKey recovered from the
  * proof, usable to log in to PostgreSQL on the client's behalf. */
 bool scram_server_client_key(const struct scram_server *s, uint8_t out[SCRAM_KEY_LEN]);

@@ -502,7 +502,8 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 			return;
 		}
 		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
-			client_fail(c, "28000", "client selected an invalid SASL mechanism");
+			client_fail(c, "08P01",
+			            "client selected an invalid SASL authentication mechanism");
 			return;
 		}
 		if (!scram_server_first(c->auth->scram, (const char *)data, n, out, sizeof(out),
@@ -516,7 +517,12 @@ static void auth_sasl(struct client *c, const uint8_t *body, size_t len)
 	}
 	if (!scram_server_final(c->auth->scram, (const char *)body, len, out, sizeof(out), &outlen,
 	                        err, sizeof(err))) {
-		auth_failed(c);
+		/* As PostgreSQL: a wrong proof is a wrong password, anything else in
+		 * the message a protocol violation. */
+		if (scram_server_bad_proof(c->auth->scram))
+			auth_failed(c);
+		else
+			client_fail(c, "08P01", "malformed SCRAM message: %s", err);
 		return;
 	}
 	ask(c, AUTH_REQ_SASL_FIN, out, outlen);

@@ -334,6 +334,7 @@ enum scram_server_state {
 	SS_WANT_FINAL, /* server-first sent, waiting for client-final-message */
 	SS_DONE,       /* proof verified, server-final produced */
 	SS_FAILED,     /* a message was rejected; the exchange is over */
+	SS_BAD_PROOF,  /* well-formed client-final, wrong proof: the password is wrong */
 };
 
 struct scram_server {
@@ -562,6 +563,7 @@ bool scram_server_final(struct scram_server *s, const char *in, size_t len, char
 	OPENSSL_cleanse(proof, sizeof(proof));
 	if (!ok) {
 		set_err(err, errlen, "SCRAM proof is wrong (password authentication failed)");
+		s->state = SS_BAD_PROOF;
 		return false;
 	}
 	b64_encode(server_sig, SCRAM_KEY_LEN, sig);
@@ -569,6 +571,11 @@ bool scram_server_final(struct scram_server *s, const char *in, size_t len, char
 		return false;
 	s->state = SS_DONE;
 	return true;
+}
+
+bool scram_server_bad_proof(const struct scram_server *s)
+{
+	return s != NULL && s->state == SS_BAD_PROOF;
 }
 
 bool scram_server_client_key(const struct scram_server *s, uint8_t out[SCRAM_KEY_LEN])

@@ -21,7 +21,8 @@
  *           pg_authid (also for a second, concurrent server connection);
  *           wrong passwords, missing user; server cleartext with a plain
  *           secret; raw SCRAM exchanges that are broken (unknown mechanism,
- *           bad length, wrong nonce) or abandoned.
+ *           bad length, wrong nonce, no proof: 08P01 as PostgreSQL says; a
+ *           well-formed wrong proof: 28P01) or abandoned.
  *   limits  max_client_conn = 3: the 4th client gets 53300.
  * After every phase pglease must still be alive and exit 0 on SIGTERM.
  */
@@ -232,13 +233,15 @@ static bool sasl_initial(int fd, const char *mech, const char *data, uint32_t de
 	return send_p(fd, b, ml + 4 + dl);
 }
 
-/* One test point: after SENT, pglease answers with an error (any SQLSTATE) or closes. */
-static void refused(const char *what, int fd, bool sent)
+/* One test point: after SENT, pglease answers with an error whose SQLSTATE is
+ * WANT (NULL: any, or a close). */
+static void refused(const char *what, int fd, bool sent, const char *want)
 {
 	char st[6] = "";
 	int r = sent ? h_raw_expect_error(fd, st, 5000) : -2;
 
-	h_ok(r == 1 || r == 0, "%s: pglease refuses it (got %s)", what,
+	h_ok(want ? r == 1 && strcmp(st, want) == 0 : r == 1 || r == 0,
+	     "%s: pglease refuses it%s%s (got %s)", what, want ? " with " : "", want ? want : "",
 	     r == 1    ? st
 	     : r == 0  ? "close"
 	     : r == -2 ? "could not send"
@@ -255,19 +258,34 @@ static void scram_bad_exchanges(void)
 	struct h_msg m;
 
 	refused("SASLInitialResponse with mechanism SCRAM-SHA-1", fd,
-	        fd != -1 && sasl_initial(fd, "SCRAM-SHA-1", first, (uint32_t)strlen(first)));
+	        fd != -1 && sasl_initial(fd, "SCRAM-SHA-1", first, (uint32_t)strlen(first)),
+	        "08P01");
 	fd = sasl_start("bob");
 	refused("SASLInitialResponse whose data length says 1000", fd,
-	        fd != -1 && sasl_initial(fd, "SCRAM-SHA-256", first, 1000));
-	fd = sasl_start("alice");
-	if (fd != -1 && sasl_initial(fd, "SCRAM-SHA-256", first, (uint32_t)strlen(first)) &&
-	    h_raw_read_msg(fd, &m, 5000) == 1 && m.type == 'R') {
-		static const char final[] = "c=biws,r=not-the-servers-nonce,p=AAAAAAAAAAAAAAAAAAAA";
+	        fd != -1 && sasl_initial(fd, "SCRAM-SHA-256", first, 1000), "08P01");
+	for (int k = 0; k < 3; k++) {
+		static const char *const what[] = {
+		    "SCRAM client-final with a wrong nonce", "SCRAM client-final without a proof",
+		    "SCRAM client-final with a well-formed wrong proof"};
+		static const char *const want[] = {"08P01", "08P01", "28P01"};
+		const char *final = "c=biws,r=not-the-servers-nonce,p=AAAAAAAAAAAAAAAAAAAA";
+		bool sent = false;
 
-		refused("SCRAM client-final with a wrong nonce", fd,
-		        send_p(fd, final, sizeof(final) - 1));
-	} else {
-		refused("SCRAM client-final with a wrong nonce", fd, false);
+		fd = sasl_start("alice");
+		if (fd != -1 && sasl_initial(fd, "SCRAM-SHA-256", first, (uint32_t)strlen(first)) &&
+		    h_raw_read_msg(fd, &m, 5000) == 1 && m.type == 'R' && m.n > 4) {
+			/* server-first-message: r=<nonce>,s=<salt>,i=<iterations> */
+			const char *r = m.data + 4, *comma = strchr(r, ',');
+			int rl = comma ? (int)(comma - r) : (int)strlen(r);
+
+			if (k == 1)
+				final = h_fmt("c=biws,%.*s", rl, r);
+			else if (k == 2)
+				final = h_fmt("c=biws,%.*s,p=%s", rl, r,
+				              "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+			sent = send_p(fd, final, strlen(final));
+		}
+		refused(what[k], fd, sent, want[k]);
 	}
 	fd = sasl_start("alice");
 	if (fd != -1) {
