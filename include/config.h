@@ -132,6 +132,12 @@ struct config {
 struct config *cfg_load(const char *path, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* cfg_load(PATH), then the [pgbouncer] settings KEYS[i] = VALUES[i] on top
+ * (the console's SET).  Their messages name "SET" instead of a file:line. */
+struct config *cfg_load_with(const char *path, const char *const *keys, const char *const *values,
+                             size_t n, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Free a config from cfg_load(); NULL is fine. */
 void cfg_free(struct config *cfg);
 

@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -874,42 +873,27 @@ bool admin_reload(char *err, size_t errlen)
 	return true;
 }
 
-/*
- * A config equal to the file plus the SET overrides and KEY = VALUE: written
- * as a small file that %includes the real one and sets the keys after it
- * (later keys win), so values are checked by the one loader.
- */
+/* A config equal to the file plus the SET overrides and KEY = VALUE, checked
+ * by the one loader (later keys win). */
 static struct config *config_with(const char *key, const char *value, char *err, size_t len)
 {
-	char tmpl[] = "/tmp/pglease-set-XXXXXX";
-	char real[PATH_MAX];
+	const char **keys = calloc(A.n_set + 1, sizeof(*keys));
+	const char **values = calloc(A.n_set + 1, sizeof(*values));
 	struct config *cfg = NULL;
-	FILE *f;
-	size_t i;
-	int fd;
 
-	if (realpath(rt.config_path, real) == NULL) {
-		snprintf(err, len, "cannot resolve %s: %s", rt.config_path, strerror(errno));
-		return NULL;
-	}
-	fd = mkstemp(tmpl);
-	if (fd == -1 || (f = fdopen(fd, "w")) == NULL) {
-		snprintf(err, len, "cannot write a temporary file: %s", strerror(errno));
-		if (fd != -1) {
-			close(fd);
-			unlink(tmpl);
+	if (keys == NULL || values == NULL) {
+		snprintf(err, len, "out of memory");
+	} else {
+		for (size_t i = 0; i < A.n_set; i++) {
+			keys[i] = A.set_keys[i];
+			values[i] = A.set_values[i];
 		}
-		return NULL;
+		keys[A.n_set] = key;
+		values[A.n_set] = value;
+		cfg = cfg_load_with(rt.config_path, keys, values, A.n_set + 1, err, len);
 	}
-	fprintf(f, "%%include %s\n[pgbouncer]\n", real);
-	for (i = 0; i < A.n_set; i++)
-		fprintf(f, "%s = %s\n", A.set_keys[i], A.set_values[i]);
-	fprintf(f, "%s = %s\n", key, value);
-	if (fclose(f) == 0)
-		cfg = cfg_load(tmpl, err, len);
-	else
-		snprintf(err, len, "cannot write a temporary file: %s", strerror(errno));
-	unlink(tmpl);
+	free(keys);
+	free(values);
 	return cfg;
 }
 
@@ -975,11 +959,8 @@ void admin_cmd_set(struct client *c, const char *key, const char *value)
 		cfg = NULL;
 	}
 	if (cfg == NULL) {
-		/* Messages about the temporary file name the key, not the file. */
-		const char *why = err;
-
-		if (strncmp(err, "/tmp/pglease-set-", 17) == 0 && strstr(err, ": ") != NULL)
-			why = strstr(err, ": ") + 2;
+		/* Messages about the SET itself need no "SET: " prefix here. */
+		const char *why = strncmp(err, "SET: ", 5) == 0 ? err + 5 : err;
 		admin_reply_error(c, "22023", "SET %s failed: %s", key, why);
 		return;
 	}

@@ -317,7 +317,8 @@ static bool ld_error(struct loader *ld, const char *fmt, ...)
 
 	if (ld->err == NULL || ld->errlen == 0)
 		return false;
-	n = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->file, ld->line);
+	n = ld->line > 0 ? snprintf(ld->err, ld->errlen, "%s:%d: ", ld->file, ld->line)
+	                 : snprintf(ld->err, ld->errlen, "%s: ", ld->file);
 	if (n < 0 || (size_t)n >= ld->errlen)
 		return false;
 	va_start(ap, fmt);
@@ -328,7 +329,11 @@ static bool ld_error(struct loader *ld, const char *fmt, ...)
 
 static void warn_ignored(const struct loader *ld, const char *key)
 {
-	log_warn("%s:%d: key %s is not supported by pglease yet, ignored", ld->file, ld->line, key);
+	if (ld->line > 0)
+		log_warn("%s:%d: key %s is not supported by pglease yet, ignored", ld->file,
+		         ld->line, key);
+	else
+		log_warn("%s: key %s is not supported by pglease yet, ignored", ld->file, key);
 }
 
 /* Trim leading and trailing whitespace in place; returns the new start. */
@@ -991,6 +996,12 @@ static bool load_path(struct loader *ld, const char *path, int depth)
 
 struct config *cfg_load(const char *path, char *err, size_t errlen)
 {
+	return cfg_load_with(path, NULL, NULL, 0, err, errlen);
+}
+
+struct config *cfg_load_with(const char *path, const char *const *keys, const char *const *values,
+                             size_t n, char *err, size_t errlen)
+{
 	char dummy[1];
 	struct loader ld = {.err = err, .errlen = errlen, .file = path};
 
@@ -1012,6 +1023,15 @@ struct config *cfg_load(const char *path, char *err, size_t errlen)
 	if (!apply_defaults(&ld) || !load_path(&ld, path, 0)) {
 		cfg_free(ld.cfg);
 		return NULL;
+	}
+	ld.file = "SET";
+	ld.line = 0;
+	ld.sect = SECT_PGBOUNCER;
+	for (size_t i = 0; i < n; i++) {
+		if (!set_setting(&ld, keys[i], values[i])) {
+			cfg_free(ld.cfg);
+			return NULL;
+		}
 	}
 	return ld.cfg;
 }

@@ -44,6 +44,8 @@ static struct config *load(const char *name, char *err, size_t errlen)
 	return cfg_load(path, err, errlen);
 }
 
+static char last_warning[4096]; /* the last one take_warnings() saw */
+
 /* Number of "not supported" warnings logged since the last call. */
 static int take_warnings(void)
 {
@@ -55,8 +57,11 @@ static int take_warnings(void)
 	f = fopen(log_path, "r");
 	if (f != NULL) {
 		while (fgets(line, sizeof(line), f) != NULL) {
-			if (strstr(line, "not supported by pglease yet") != NULL)
+			if (strstr(line, "not supported by pglease yet") != NULL) {
 				n++;
+				line[strcspn(line, "\n")] = '\0';
+				snprintf(last_warning, sizeof(last_warning), "%s", line);
+			}
 		}
 		fclose(f);
 	}
@@ -678,6 +683,35 @@ static void test_warnings(void)
 	cfg_free(cfg);
 }
 
+/* cfg_load_with(): the console's SET on top of the file. */
+static void test_load_with(void)
+{
+	static const char *const k2[] = {"default_pool_size", "default_pool_size"};
+	static const char *const v2[] = {"7", "9"};
+	static const char *const kbad[] = {"default_pool_size"}, *const vbad[] = {"many"};
+	static const char *const kign[] = {"tcp_keepalive"}, *const vign[] = {"0"};
+	char err[512], path[PATH_MAX];
+	struct config *cfg;
+
+	write_file("with.ini", "[pgbouncer]\nlisten_port = 6000\ndefault_pool_size = 5\n");
+	path_of(path, sizeof(path), "with.ini");
+	cfg = cfg_load_with(path, k2, v2, 2, err, sizeof(err));
+	tap_ok(cfg != NULL && cfg->default_pool_size == 9 && cfg->listen_port == 6000,
+	       "cfg_load_with: the file, then the settings on top, later ones winning");
+	cfg_free(cfg);
+	cfg = cfg_load_with(path, kbad, vbad, 1, err, sizeof(err));
+	tap_ok(cfg == NULL, "cfg_load_with: an invalid value fails the load");
+	tap_is_str(
+	    err, "SET: invalid value \"many\" for key default_pool_size: expected an integer >= 0",
+	    "  and its message names SET, not a file");
+	take_warnings();
+	cfg = cfg_load_with(path, kign, vign, 1, err, sizeof(err));
+	tap_ok(cfg != NULL && take_warnings() == 1 &&
+	           strstr(last_warning, "SET: key tcp_keepalive is not supported") != NULL,
+	       "cfg_load_with: an unsupported key warns naming SET (%s)", last_warning);
+	cfg_free(cfg);
+}
+
 static void test_key_table(void)
 {
 	const char *name, *prev = "", *def;
@@ -820,6 +854,7 @@ int main(void)
 	test_include();
 	test_errors();
 	test_warnings();
+	test_load_with();
 	test_key_table();
 	test_list_contains();
 	test_doc();
