@@ -17,27 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The number after PREFIX on its line in FILE, or -1. */
-static long long number_after(const char *file, const char *prefix)
-{
-	FILE *f = fopen(file, "re");
-	char line[1024];
-	long long v = -1;
-
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = strstr(line, prefix);
-
-		if (p) {
-			v = strtoll(p + strlen(prefix), NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 static const char *const pgbench_env[] = {"PGPASSWORD=alicepw", "PGCONNECT_TIMEOUT=10", NULL};
 
 /*
@@ -67,14 +46,14 @@ static void pgbench_through_pglease(const char *name, const char *const args[])
 	/* Output from an earlier run on the same port must not be read again. */
 	unlink(out);
 	rc = h_run(argv, pgbench_env, out, 120000);
-	processed = number_after(out, "number of transactions actually processed: ");
-	failed = number_after(out, "number of failed transactions: ");
+	processed = h_number_after(out, "number of transactions actually processed: ");
+	failed = h_number_after(out, "number of failed transactions: ");
 	if (!h_is_int(rc, 0, h_fmt("%s through pglease exits 0", name)))
 		h_diag_file("pgbench output", out, 60);
 	h_ok(processed > 0, "%s: transactions processed (%lld)", name, processed);
 	h_is_int(failed, 0, h_fmt("%s: zero failed transactions", name));
 	tap_diag("%s: %lld transactions, about %lld tps", name, processed,
-	         number_after(out, "tps = "));
+	         h_number_after(out, "tps = "));
 }
 
 int main(void)

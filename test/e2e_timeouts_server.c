@@ -300,15 +300,6 @@ static void connect_timeout(void)
 	close(hole);
 }
 
-/* Active backends running the reset query below (not counting this query). */
-static int sleeping_resets(void)
-{
-	const char *n = h_pg_value("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-	                           "AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()");
-
-	return n ? atoi(n) : -1;
-}
-
 static void reset_timeout(void)
 {
 	const char *dbs = h_fmt("%s%s", h_db_testdb(),
@@ -328,7 +319,7 @@ static void reset_timeout(void)
 	PQfinish(c);
 	for (int i = 0; i < 50 && n != 1; i++) {
 		h_sleep_ms(100);
-		n = sleeping_resets();
+		n = h_pg_active("pg_sleep(30)");
 	}
 	h_is_int(n, 1, "slow reset: the reset query runs after the client left");
 	c = client("slow", "alice");
@@ -341,7 +332,7 @@ static void reset_timeout(void)
 	PQclear(r);
 	PQfinish(c);
 	for (int i = 0; i < 50 && n != 0; i++) {
-		n = sleeping_resets();
+		n = h_pg_active("pg_sleep(30)");
 		if (n != 0)
 			h_sleep_ms(100);
 	}

@@ -94,57 +94,11 @@ static PGconn *conn(const char *db)
 	return conn_as(db, "alice", NULL);
 }
 
-/*
- * Result of the query sent on C: its first value, "" when it returned no row,
- * "ERR:<sqlstate>" on error, "timeout" when not done within TIMEOUT_MS.
- */
-static const char *async_value(PGconn *c, int timeout_ms)
-{
-	PGresult *r = h_wait_result(c, timeout_ms);
-	const char *v;
-
-	if (r == NULL)
-		return "timeout";
-	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
-		v = PQntuples(r) > 0 ? h_fmt("%s", PQgetvalue(r, 0, 0)) : "";
-	} else {
-		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-		v = h_fmt("ERR:%s", st ? st : "?");
-		tap_diag("async query failed: %s", PQresultErrorMessage(r));
-	}
-	PQclear(r);
-	return v;
-}
-
-/* True when the query on C has not finished after MS milliseconds (consumes input only). */
-static bool still_busy_after(PGconn *c, int ms)
-{
-	int64_t deadline = h_now_ms() + ms;
-
-	while (h_now_ms() < deadline) {
-		struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
-
-		poll(&p, 1, 50);
-		if (!PQconsumeInput(c))
-			return false;
-		if (!PQisBusy(c))
-			return false;
-	}
-	return true;
-}
-
 /* Wait (<= 10 s) until a query containing TEXT is active on the server. */
 static bool running_on_server(const char *text)
 {
-	const char *q = h_fmt("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-	                      "AND query LIKE '%%%s%%' AND pid <> pg_backend_pid()",
-	                      text);
-
 	for (int i = 0; i < 100; i++) {
-		const char *n = h_pg_value(q);
-
-		if (n && strcmp(n, "0") != 0)
+		if (h_pg_active(text) > 0)
 			return true;
 		h_sleep_ms(100);
 	}
@@ -211,18 +165,19 @@ static void lease_release(void)
 	h_exec(a, "BEGIN");
 	h_value(a, "SELECT pg_backend_pid()");
 	PQsendQuery(b, "SELECT pg_backend_pid()");
-	h_ok(still_busy_after(b, 700), "lease: a second client waits while a transaction is open");
+	h_ok(h_still_busy_after(b, 700),
+	     "lease: a second client waits while a transaction is open");
 	h_exec(a, "COMMIT");
-	v = async_value(b, 10000);
+	v = h_async_value(b, 10000);
 	h_ok(str_eq(v, pa), "lease: ... and gets the server after COMMIT (%s)", v);
 
 	h_exec(a, "BEGIN");
 	PQclear(PQexec(a, "SELECT 1/0"));
 	PQsendQuery(b, "SELECT 'after rollback'");
-	h_ok(still_busy_after(b, 700) && PQtransactionStatus(a) == PQTRANS_INERROR,
+	h_ok(h_still_busy_after(b, 700) && PQtransactionStatus(a) == PQTRANS_INERROR,
 	     "lease: a failed transaction (status E) still holds the server");
 	h_exec(a, "ROLLBACK");
-	h_is_str(async_value(b, 10000), "after rollback",
+	h_is_str(h_async_value(b, 10000), "after rollback",
 	         "lease: ... the waiting client runs after ROLLBACK");
 
 	h_ok(h_exec(a, "BEGIN; SELECT 1; COMMIT") && str_eq(h_value(b, "SELECT 'free'"), "free"),
@@ -442,8 +397,8 @@ static void cancels(void)
 	PQsendQuery(b, "SELECT 'cancel_b' FROM pg_sleep(1.5)");
 	running_on_server("cancel_b");
 	h_ok(send_cancel(a), "cancel: PQcancel sent for client A while A and B run queries");
-	va = async_value(a, 10000);
-	vb = async_value(b, 10000);
+	va = h_async_value(a, 10000);
+	vb = h_async_value(b, 10000);
 	h_is_str(va, "ERR:57014", "cancel: A's query is cancelled");
 	h_is_str(vb, "cancel_b", "cancel: B's query on the other server is not cancelled");
 	PQfinish(a);
@@ -456,13 +411,13 @@ static void cancels(void)
 	PQsendQuery(b, "SELECT 'moved_b' FROM pg_sleep(2)");
 	running_on_server("moved_b");
 	send_cancel(a);
-	h_is_str(async_value(b, 10000), "moved_b",
+	h_is_str(h_async_value(b, 10000), "moved_b",
 	         "cancel: a cancel from a client holding no server does not cancel the query of "
 	         "the client that now leases the server it used");
 	PQsendQuery(a, "SELECT pg_sleep(30), 'own_a'");
 	running_on_server("own_a");
 	send_cancel(a);
-	h_is_str(async_value(a, 10000), "ERR:57014",
+	h_is_str(h_async_value(a, 10000), "ERR:57014",
 	         "cancel: ... while its own later query is cancelled");
 	PQfinish(a);
 	PQfinish(b);

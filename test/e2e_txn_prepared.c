@@ -666,26 +666,6 @@ static void lru(void)
 
 /* ---- pgbench ----------------------------------------------------------- */
 
-static long long number_after(const char *file, const char *prefix)
-{
-	FILE *f = fopen(file, "re");
-	char line[1024];
-	long long v = -1;
-
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = strstr(line, prefix);
-
-		if (p) {
-			v = strtoll(p + strlen(prefix), NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 static void pgbench_modes(void)
 {
 	const char *pgbench = h_fmt("%s/pgbench", h_pg_bindir());
@@ -715,8 +695,8 @@ static void pgbench_modes(void)
 
 		out = h_fmt("%s/pgbench-%s.out", h_tmpdir(), modes[m]);
 		rc = h_run(argv, env, out, 120000);
-		done = number_after(out, "number of transactions actually processed: ");
-		failed = number_after(out, "number of failed transactions: ");
+		done = h_number_after(out, "number of transactions actually processed: ");
+		failed = h_number_after(out, "number of failed transactions: ");
 		if (!h_ok(rc == 0 && done == 1000 && failed <= 0,
 		          "pgbench: -M %s -c 10 -j 10 -t 100 (tpcb-like) in transaction mode on "
 		          "pool_size=3: exit %d, %lld transactions, %lld failed",

@@ -76,39 +76,6 @@ static PGconn *direct(void)
 	return c;
 }
 
-/* Result of the query sent on C: first value, "" no row, "ERR:<state>", or "timeout". */
-static const char *async_value(PGconn *c, int timeout_ms)
-{
-	PGresult *r = h_wait_result(c, timeout_ms);
-	const char *v;
-
-	if (r == NULL)
-		return "timeout";
-	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
-		v = PQntuples(r) > 0 ? h_fmt("%s", PQgetvalue(r, 0, 0)) : "";
-	} else {
-		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-
-		v = h_fmt("ERR:%s", st ? st : "?");
-	}
-	PQclear(r);
-	return v;
-}
-
-static bool still_busy_after(PGconn *c, int ms)
-{
-	int64_t deadline = h_now_ms() + ms;
-
-	while (h_now_ms() < deadline) {
-		struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
-
-		poll(&p, 1, 50);
-		if (!PQconsumeInput(c) || !PQisBusy(c))
-			return false;
-	}
-	return true;
-}
-
 /* ---- statement mode ---------------------------------------------------- */
 
 static void statement_mode(void)
@@ -245,7 +212,7 @@ static void libpq_pipeline(void)
 	res = pipeline_results(a, 3, 15000);
 	h_is_str(res, "a1,SYNC,E22012,ABORTED,SYNC,a4,SYNC",
 	         "pipeline: results are PostgreSQL's, with another client queued for the server");
-	h_is_str(async_value(b, 10000), "b1", "pipeline: the queued client gets its own result");
+	h_is_str(h_async_value(b, 10000), "b1", "pipeline: the queued client gets its own result");
 	PQexitPipelineMode(a);
 	h_is_str(h_value(a, "SELECT 'after'"), "after",
 	         "pipeline: the client works normally after leaving pipeline mode");
@@ -260,12 +227,13 @@ static void libpq_pipeline(void)
 	         "pipeline: an error inside BEGIN aborts the rest of the batch");
 	h_ok(PQtransactionStatus(a) == PQTRANS_INERROR, "pipeline: ... the transaction is failed");
 	PQsendQuery(b, "SELECT 'b2'");
-	h_ok(still_busy_after(b, 700), "pipeline: ... and the failed transaction keeps its server");
+	h_ok(h_still_busy_after(b, 700),
+	     "pipeline: ... and the failed transaction keeps its server");
 	send_q(a, "ROLLBACK");
 	PQpipelineSync(a);
 	res = pipeline_results(a, 1, 15000);
 	h_is_str(res, "ROLLBACK,SYNC", "pipeline: ROLLBACK in the pipeline");
-	h_is_str(async_value(b, 10000), "b2", "pipeline: ... then the other client runs");
+	h_is_str(h_async_value(b, 10000), "b2", "pipeline: ... then the other client runs");
 	PQexitPipelineMode(a);
 	PQfinish(a);
 	PQfinish(b);

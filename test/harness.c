@@ -1040,6 +1040,69 @@ const char *h_cell(PGconn *conn, const char *sql, const char *keycol, const char
 	return v;
 }
 
+const char *h_async_value(PGconn *conn, int timeout_ms)
+{
+	PGresult *r = h_wait_result(conn, timeout_ms);
+	const char *v;
+
+	if (r == NULL)
+		return "timeout";
+	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
+		v = PQntuples(r) > 0 ? h_fmt("%s", PQgetvalue(r, 0, 0)) : "";
+	} else {
+		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+		v = h_fmt("ERR:%s", st ? st : "?");
+		tap_diag("async query failed: %s", PQresultErrorMessage(r));
+	}
+	PQclear(r);
+	return v;
+}
+
+bool h_still_busy_after(PGconn *conn, int ms)
+{
+	int64_t deadline = h_now_ms() + ms;
+
+	while (h_now_ms() < deadline) {
+		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+
+		poll(&p, 1, 50);
+		if (!PQconsumeInput(conn) || !PQisBusy(conn))
+			return false;
+	}
+	return true;
+}
+
+long long h_number_after(const char *file, const char *prefix)
+{
+	FILE *f = fopen(file, "re");
+	char line[1024];
+	long long v = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, prefix);
+
+		if (p) {
+			v = strtoll(p + strlen(prefix), NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+int h_pg_active(const char *text)
+{
+	const char *n = h_pg_value(h_fmt("SELECT count(*) FROM pg_stat_activity WHERE state = "
+	                                 "'active' AND query LIKE '%%%s%%' AND pid <> "
+	                                 "pg_backend_pid()",
+	                                 text));
+
+	return n ? atoi(n) : -1;
+}
+
 bool h_exec(PGconn *conn, const char *sql)
 {
 	const char *state = h_exec_sqlstate(conn, sql);

@@ -227,6 +227,21 @@ const char *h_value(PGconn *conn, const char *sql);
 const char *h_cell(PGconn *conn, const char *sql, const char *keycol, const char *key,
                    const char *col);
 
+/* Result of the query sent (PQsendQuery) on CONN: its first value, "" when it
+ * returned no row, "ERR:<sqlstate>" on error (diag), "timeout" when not done
+ * within TIMEOUT_MS.  Owned by the harness. */
+const char *h_async_value(PGconn *conn, int timeout_ms);
+
+/* True when the query sent on CONN has not finished after MS milliseconds
+ * (consumes input only). */
+bool h_still_busy_after(PGconn *conn, int ms);
+
+/* The number after PREFIX on the first line of FILE that has it, or -1. */
+long long h_number_after(const char *file, const char *prefix);
+
+/* Active backends, other than the one asking, whose query contains TEXT; -1 on error. */
+int h_pg_active(const char *text);
+
 /* Run SQL on CONN; true when it succeeded (PGRES_COMMAND_OK or TUPLES_OK); diag on error. */
 bool h_exec(PGconn *conn, const char *sql);
 
